@@ -1,0 +1,335 @@
+"""Typed, strictly validated views of ``params.yaml``.
+
+Each params section has a frozen dataclass. Unknown keys and wrong types are errors that name the
+key (``ParamsError: params.yaml: gan.lr: Input should be a valid number, got 'fast'``). Stages read
+params only through :func:`read_params`, which exposes exactly the keys a stage declares, so a
+stage cannot silently depend on a key that ``dvc.yaml`` does not list for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import ConfigDict, ValidationError
+from pydantic.dataclasses import dataclass
+
+STRICT = ConfigDict(extra="forbid", strict=True)
+T = TypeVar("T")
+
+DeviceName = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
+
+
+class ParamsError(ValueError):
+    """A params file or value is missing, malformed or inconsistent."""
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(config=STRICT, frozen=True)
+class StudyConfig:
+    """The grid that ``dvc.yaml`` expands with ``matrix:``."""
+
+    strategies: list[str]
+    ratios: list[float]
+    seeds: list[int]
+    targets: list[str]
+    # The Classification Accuracy Score model trains on the selection made at this ratio alone.
+    synthetic_only_ratio: float
+
+    def __post_init__(self) -> None:
+        from ganaug.selection import STRATEGIES  # registry; imported lazily to keep import light
+
+        _no_duplicates("strategies", self.strategies)
+        _no_duplicates("ratios", self.ratios)
+        _no_duplicates("seeds", self.seeds)
+        _no_duplicates("targets", self.targets)
+        for name in self.strategies:
+            if name not in STRATEGIES:
+                raise ValueError(
+                    f"strategies: unknown strategy {name!r}; "
+                    f"known: {', '.join(sorted(STRATEGIES))}"
+                )
+        if not self.strategies or not self.ratios or not self.seeds:
+            raise ValueError("strategies, ratios and seeds must not be empty")
+        for r in self.ratios:
+            if not math.isfinite(r) or r <= 0:
+                raise ValueError(
+                    f"ratios: every ratio must be a positive number of synthetic images per "
+                    f"real image, got {r!r} (the real-only baseline is always trained; do not list 0)"
+                )
+        if self.synthetic_only_ratio not in self.ratios:
+            raise ValueError(
+                f"synthetic_only_ratio: {self.synthetic_only_ratio!r} must be one of "
+                f"ratios {self.ratios}"
+            )
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds: seeds must be >= 0, got {self.seeds}")
+
+
+@dataclass(config=STRICT, frozen=True)
+class DataConfig:
+    """Which dataset is the source, how it is split, and how scarce its real training data is."""
+
+    source: str
+    # Scarcity: keep at most this many real training images per class (null: all of them) ...
+    real_per_class: int | None = None
+    # ... or this fraction of each class (null: all). At most one of the two may be set.
+    real_fraction: float | None = None
+    val_fraction: float = 0.15
+    test_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.real_per_class is not None and self.real_fraction is not None:
+            raise ValueError("real_per_class and real_fraction: set at most one of them")
+        if self.real_per_class is not None and self.real_per_class < 1:
+            raise ValueError(f"real_per_class: must be >= 1 or null, got {self.real_per_class}")
+        if self.real_fraction is not None and not 0 < self.real_fraction <= 1:
+            raise ValueError(f"real_fraction: must be in (0, 1], got {self.real_fraction}")
+        for key in ("val_fraction", "test_fraction"):
+            v = getattr(self, key)
+            if not 0 < v < 1:
+                raise ValueError(f"{key}: must be in (0, 1), got {v}")
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must be < 1")
+
+
+@dataclass(config=STRICT, frozen=True)
+class TrainConfig:
+    """A classifier's training recipe (section ``classifier``; seeds come from ``study.seeds``)."""
+
+    arch: str = "small_cnn"
+    width: int = 32
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    # Early stopping: stop after this many epochs without a better validation accuracy.
+    patience: int = 8
+    # Random shifts of up to this many pixels (0: off). Flips are not used: digits are not symmetric.
+    max_shift: int = 0
+    checkpoint_every: int = 5
+
+    def __post_init__(self) -> None:
+        from ganaug.models import CLASSIFIERS
+
+        if self.arch not in CLASSIFIERS:
+            raise ValueError(f"arch: unknown classifier {self.arch!r}; known: {', '.join(CLASSIFIERS)}")
+        _positive(width=self.width, epochs=self.epochs, batch_size=self.batch_size,
+                  patience=self.patience, checkpoint_every=self.checkpoint_every)
+        if self.lr <= 0 or self.weight_decay < 0 or self.max_shift < 0:
+            raise ValueError("lr must be > 0, weight_decay and max_shift >= 0")
+
+
+@dataclass(config=STRICT, frozen=True)
+class ScorerConfig(TrainConfig):
+    """The real-data classifier that scores synthetic images (section ``scorer``)."""
+
+    seed: int = 0
+
+
+@dataclass(config=STRICT, frozen=True)
+class GanConfig:
+    arch: str = "dcgan"
+    z_dim: int = 64
+    width: int = 64
+    steps: int = 3000
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    # Discriminator (critic) updates per generator update.
+    n_critic: int = 1
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from ganaug.gan import GANS
+
+        if self.arch not in GANS:
+            raise ValueError(f"arch: unknown GAN {self.arch!r}; known: {', '.join(GANS)}")
+        _positive(z_dim=self.z_dim, width=self.width, steps=self.steps, batch_size=self.batch_size,
+                  n_critic=self.n_critic, checkpoint_every=self.checkpoint_every,
+                  log_every=self.log_every)
+
+
+@dataclass(config=STRICT, frozen=True)
+class GenerateConfig:
+    # The pool holds pool_multiplier x max_ratio x (largest real class count) images per class, so
+    # every ratio up to max_ratio can choose K = ratio x real count from several times as many.
+    pool_multiplier: float = 4.0
+    max_ratio: float = 5.0
+    batch_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pool_multiplier < 1:
+            raise ValueError(f"pool_multiplier: must be >= 1, got {self.pool_multiplier}")
+        if self.max_ratio <= 0:
+            raise ValueError(f"max_ratio: must be > 0, got {self.max_ratio}")
+        _positive(batch_size=self.batch_size)
+
+
+@dataclass(config=STRICT, frozen=True)
+class ScoreConfig:
+    # Feature space for FID/KID: the real-data scorer's penultimate layer.
+    features: Literal["scorer"] = "scorer"
+    batch_size: int = 512
+    kid_subset_size: int = 100
+    kid_subsets: int = 50
+    # Images per class in the best/worst-scored sample grids.
+    grid_per_class: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive(batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
+                  kid_subsets=self.kid_subsets, grid_per_class=self.grid_per_class)
+
+
+@dataclass(config=STRICT, frozen=True)
+class RandomSelectConfig:
+    seed: int = 0
+
+
+@dataclass(config=STRICT, frozen=True)
+class ConfidenceSelectConfig:
+    # Drop images the scorer assigns to another class before ranking (classifier-guided filtering).
+    require_correct: bool = False
+
+
+@dataclass(config=STRICT, frozen=True)
+class RealismSelectConfig:
+    require_correct: bool = False
+
+
+@dataclass(config=STRICT, frozen=True)
+class ThresholdSelectConfig:
+    # Keep images whose intended-label probability is at least this, chosen at random among those
+    # that pass, capped at K. A class with fewer passing images than K is reported short, not padded.
+    min_confidence: float = 0.9
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(
+                f"min_confidence: must be in [0, 1], got {self.min_confidence}"
+            )
+
+
+SELECT_CONFIGS: dict[str, type] = {
+    "random": RandomSelectConfig,
+    "confidence": ConfidenceSelectConfig,
+    "realism": RealismSelectConfig,
+    "threshold": ThresholdSelectConfig,
+}
+
+
+@dataclass(config=STRICT, frozen=True)
+class ReportConfig:
+    # Confidence level of the intervals over seeds.
+    confidence_level: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence_level < 1:
+            raise ValueError(f"confidence_level: must be in (0, 1), got {self.confidence_level}")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read a params file; a missing or malformed file is a :class:`ParamsError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        with path.open() as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def get_key(params: Mapping[str, Any], dotted: str, where: str = "params.yaml") -> Any:
+    """``get_key(p, "select.threshold")`` -> ``p["select"]["threshold"]``, with a clear error."""
+    node: Any = params
+    for i, part in enumerate(dotted.split(".")):
+        if not isinstance(node, Mapping) or part not in node:
+            missing = ".".join(dotted.split(".")[: i + 1])
+            raise ParamsError(f"{where}: missing key {missing!r}")
+        node = node[part]
+    return node
+
+
+def parse(cls: type[T], value: Any, key: str, where: str = "params.yaml") -> T:
+    """Validate ``value`` (the section at ``key``) into ``cls``; errors name ``where: key.field``."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ParamsError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+    try:
+        return cls(**value)
+    except ValidationError as exc:
+        raise ParamsError(_format_validation(exc, key, where)) from None
+    except (ValueError, TypeError) as exc:
+        raise ParamsError(f"{where}: {key}: {exc}") from None
+
+
+def read_params(declared: Iterable[str], path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Return only the declared (dotted) keys of the params file, nested as in the file.
+
+    A stage that reads a key it did not declare gets a KeyError, so ``dvc.yaml`` and the code
+    cannot drift apart silently.
+    """
+    params = load_params(path)
+    out: dict[str, Any] = {}
+    for dotted in declared:
+        value = get_key(params, dotted, str(path))
+        node = out
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _format_validation(exc: ValidationError, key: str, where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (key, *err["loc"]))
+        msg = err["msg"]
+        if err["type"] == "unexpected_keyword_argument":
+            msg = "unknown key"
+        elif err["type"] == "value_error":  # raised by a __post_init__ check; says what it wants
+            msg = str(err.get("ctx", {}).get("error", msg))
+        elif "input" in err:
+            msg = f"{msg}, got {err['input']!r}"
+        lines.append(f"{where}: {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def _no_duplicates(key: str, values: list) -> None:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{key}: duplicate value {v!r}")
+        seen.add(v)
+
+
+def _positive(**values: int) -> None:
+    for name, v in values.items():
+        if v < 1:
+            raise ValueError(f"{name}: must be >= 1, got {v}")

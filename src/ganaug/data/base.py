@@ -1,0 +1,132 @@
+"""The prepared-dataset format every stage reads, and the registry of dataset kinds.
+
+A prepared dataset is one compressed npz:
+
+- ``x_train``, ``x_val``, ``x_test``: uint8 images ``(N, C, H, W)`` in [0, 255]
+- ``y_train``, ``y_val``, ``y_test``: int64 labels in ``[0, len(classes))``
+- ``classes``: str ``(K,)``
+- ``meta``: a JSON string (where it came from, how it was split, counts)
+
+A target dataset (used only for cross-dataset evaluation) has empty train and val splits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganaug.io import DataFileError, load_npz, save_npz
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """What a loader returns before splitting: all images, labels, and optional official splits.
+
+    ``split`` is None (the pipeline splits with a seed) or a str array of "train"/"val"/"test"
+    per image (an official split, kept as is).
+    """
+
+    x: np.ndarray  # (N, C, H, W) uint8
+    y: np.ndarray  # (N,) int64
+    classes: list[str]
+    split: np.ndarray | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_images(self.x, self.y, len(self.classes), "loaded dataset")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A prepared dataset in memory (see the module docstring for the file format)."""
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    classes: list[str]
+    meta: dict[str, Any]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        for x, _ in self.splits.values():
+            if len(x):
+                return tuple(x.shape[1:])  # type: ignore[return-value]
+        raise ValueError("prepared dataset has no images")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.splits[name]
+
+    def class_counts(self, name: str) -> np.ndarray:
+        return np.bincount(self.splits[name][1], minlength=self.num_classes)
+
+
+def check_images(x: np.ndarray, y: np.ndarray, num_classes: int, where: str) -> None:
+    if x.dtype != np.uint8 or x.ndim != 4:
+        raise DataFileError(f"{where}: images must be uint8 (N, C, H, W), got {x.dtype} {x.shape}")
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataFileError(f"{where}: {len(x)} images but labels of shape {y.shape}")
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DataFileError(
+            f"{where}: labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]"
+        )
+
+
+def save_prepared(path: str | Path, prepared: Prepared) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    for name in SPLITS:
+        x, y = prepared.splits[name]
+        arrays[f"x_{name}"] = np.ascontiguousarray(x, dtype=np.uint8)
+        arrays[f"y_{name}"] = np.asarray(y, dtype=np.int64)
+    arrays["classes"] = np.asarray(prepared.classes, dtype=str)
+    arrays["meta"] = np.asarray(json.dumps(prepared.meta, sort_keys=True))
+    save_npz(path, **arrays)
+
+
+def load_prepared(path: str | Path) -> Prepared:
+    """Read a prepared npz, checking shapes, dtypes and label range; errors name the file."""
+    required = tuple(f"{p}_{s}" for s in SPLITS for p in ("x", "y")) + ("classes", "meta")
+    arrays = load_npz(path, required)
+    classes = [str(c) for c in arrays["classes"]]
+    splits = {}
+    for name in SPLITS:
+        x, y = arrays[f"x_{name}"], arrays[f"y_{name}"].astype(np.int64)
+        check_images(x, y, len(classes), f"{path} ({name} split)")
+        splits[name] = (x, y)
+    try:
+        meta = json.loads(str(arrays["meta"]))
+    except json.JSONDecodeError as exc:
+        raise DataFileError(f"{path}: meta is not valid JSON ({exc})") from exc
+    return Prepared(splits=splits, classes=classes, meta=meta)
+
+
+# ------------------------------------------------------------------------------------------
+# Registry of dataset kinds: params `datasets.<name>.kind` picks one.
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetKind:
+    config_cls: type
+    load: Callable[[Any], RawDataset]
+
+
+DATASET_KINDS: dict[str, DatasetKind] = {}
+
+
+def register_dataset(kind: str, config_cls: type) -> Callable:
+    def deco(fn: Callable[[Any], RawDataset]) -> Callable[[Any], RawDataset]:
+        if kind in DATASET_KINDS:
+            raise ValueError(f"dataset kind {kind!r} registered twice")
+        DATASET_KINDS[kind] = DatasetKind(config_cls, fn)
+        return fn
+
+    return deco

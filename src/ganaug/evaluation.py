@@ -1,0 +1,75 @@
+"""Evaluate a classifier on a test set: accuracy, macro-F1, per-class accuracy, confusion matrix.
+
+A target dataset is first brought to the source's format: its classes are matched to the source's
+by name (images of classes the source lacks are dropped and counted), and its images are converted
+to the source's channels and size. Each conversion is recorded in the metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganaug.data import Prepared
+from ganaug.tensors import batched
+
+
+def align_to_source(target: Prepared, source: Prepared) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Target test images in the source's format, labels in the source's class indices."""
+    x, y = target.split("test")
+    src_index = {name: i for i, name in enumerate(source.classes)}
+    mapping = np.array([src_index.get(name, -1) for name in target.classes], dtype=np.int64)
+    keep = mapping[y] >= 0
+    info: dict[str, Any] = {
+        "dropped_images": int((~keep).sum()),
+        "classes_not_in_source": [n for n in target.classes if n not in src_index],
+        "classes_missing_from_target": [n for n in source.classes if n not in target.classes],
+    }
+    x, y = x[keep], mapping[y[keep]]
+    x, info["conversion"] = convert_images(x, source.image_shape)
+    return x, y, info
+
+
+def convert_images(x: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+    """uint8 ``(N, C, H, W)`` -> uint8 ``(N, *shape)``: grey<->RGB and an antialiased resize."""
+    steps: list[str] = []
+    c, h, w = shape
+    t = torch.from_numpy(np.ascontiguousarray(x)).float()
+    if t.shape[1] != c:
+        if c == 1 and t.shape[1] == 3:  # ITU-R BT.601 luma, as PIL's convert("L")
+            t = (t * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            steps.append("rgb->grey (BT.601 luma)")
+        elif c == 3 and t.shape[1] == 1:
+            t = t.repeat(1, 3, 1, 1)
+            steps.append("grey->rgb (repeat)")
+        else:
+            raise ValueError(f"cannot convert {t.shape[1]}-channel images to {c} channels")
+    if tuple(t.shape[2:]) != (h, w):
+        steps.append(f"resize {t.shape[2]}x{t.shape[3]}->{h}x{w} (bilinear, antialias)")
+        t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    return t.round().clamp(0, 255).to(torch.uint8).numpy(), steps
+
+
+def evaluate_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, classes: list[str],
+                        batch_size: int, device: torch.device) -> dict[str, Any]:
+    """Metrics over the classes present in ``y`` (a target may lack some source classes)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    if len(y) == 0:
+        raise ValueError("evaluate: the test set is empty")
+    pred = batched(model, x, batch_size, device).argmax(1).numpy()
+    present = np.unique(y)
+    cm = confusion_matrix(y, pred, labels=np.arange(len(classes)))
+    per_class = {classes[c]: float(cm[c, c] / cm[c].sum()) for c in present}
+    return {
+        "n": int(len(y)),
+        "accuracy": float(accuracy_score(y, pred)),
+        "macro_f1": float(f1_score(y, pred, labels=present, average="macro", zero_division=0)),
+        "per_class_accuracy": per_class,
+        "confusion": cm.tolist(),
+        "predictions": pred,
+    }

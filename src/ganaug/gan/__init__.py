@@ -1,0 +1,5 @@
+"""Conditional GANs: models, losses, the registry ``gan.arch`` picks from, and training."""
+
+from ganaug.gan.registry import GANS, GanSpec, build_gan, load_gan
+
+__all__ = ["GANS", "GanSpec", "build_gan", "load_gan"]

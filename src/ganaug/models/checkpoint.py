@@ -1,0 +1,73 @@
+"""Checkpoints hold the architecture name and its constructor arguments next to the weights, so
+a consumer rebuilds the model from the file alone. They load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganaug.io import atomic_path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or not the kind of model that was expected."""
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, kind: str | None = None,
+                    map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if not isinstance(payload, dict) or "kind" not in payload:
+        raise CheckpointError(f"{path}: not a checkpoint written by this project")
+    if kind is not None and payload["kind"] != kind:
+        raise CheckpointError(f"{path}: holds a {payload['kind']!r} checkpoint, expected {kind!r}")
+    return payload
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], path: str | Path, what: str) -> None:
+    """``model.load_state_dict`` with an error that names the file when the shapes disagree."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0:3]
+        raise CheckpointError(
+            f"{path}: the {what} weights do not fit the architecture recorded with them: "
+            + " ".join(first)
+        ) from exc
+
+
+def classifier_payload(model: nn.Module, arch: str, kwargs: dict[str, Any],
+                       meta: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "classifier", "arch": arch, "kwargs": dict(kwargs),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": meta}
+
+
+def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a classifier from its checkpoint; returns ``(model in eval mode, payload)``."""
+    from ganaug.models.classifiers import CLASSIFIERS
+
+    payload = load_checkpoint(path, kind="classifier")
+    try:
+        factory = CLASSIFIERS.get(payload["arch"])
+        model = factory(**payload["kwargs"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the classifier ({exc})") from exc
+    load_state(model, payload["state_dict"], path, f"classifier {payload['arch']!r}")
+    return model.to(device).eval(), payload

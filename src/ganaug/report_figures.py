@@ -1,0 +1,105 @@
+"""Figures for people: score histograms, best/worst sample grids, accuracy-vs-ratio curves."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganaug.images import grid, save_png, upscale_for
+from ganaug.io import atomic_path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save a matplotlib figure as PNG atomically, without timestamps (same input, same bytes)."""
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+
+
+def score_figures(table: pd.DataFrame, images: np.ndarray, classes: list[str], out_dir: Path,
+                  per_class: int) -> None:
+    """Per-class histograms of confidence and realism; best/worst-scored images per class.
+
+    Grids: one row per class, the ``per_class`` highest-scored images on the left, a grey gap, the
+    lowest-scored on the right.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for column, label in (("confidence", "scorer p(intended label)"),
+                          ("realism", "discriminator realism (logit)")):
+        save_figure(_histograms(table, classes, column, label), out_dir / f"{column}_hist.png")
+        save_png(out_dir / f"{column}_best_worst.png",
+                 _best_worst_grid(table, images, len(classes), column, per_class))
+
+
+def _histograms(table: pd.DataFrame, classes: list[str], column: str, label: str):
+    plt = _pyplot()
+    n = len(classes)
+    cols = min(n, 5)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.0 * rows), sharex=True,
+                             squeeze=False)
+    bins = np.linspace(table[column].min(), table[column].max(), 31)
+    for c, ax in enumerate(axes.flat):
+        if c >= n:
+            ax.axis("off")
+            continue
+        ax.hist(table.loc[table.label == c, column], bins=bins, color="tab:blue")
+        ax.set_title(classes[c], fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"{label}, per intended class", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _best_worst_grid(table: pd.DataFrame, images: np.ndarray, num_classes: int, column: str,
+                     per_class: int) -> np.ndarray:
+    blank = np.full((1, *images.shape[1:]), 128, np.uint8)
+    rows = []
+    for c in range(num_classes):
+        rows_c = table[table.label == c].sort_values([column, "index"], ascending=[False, True])
+        idx = rows_c["index"].to_numpy()
+        best, worst = idx[:per_class], idx[::-1][:per_class]
+        picks = [_pad(images[np.sort(best)][np.argsort(np.argsort(best))], per_class, blank), blank,
+                 _pad(images[np.sort(worst)][np.argsort(np.argsort(worst))], per_class, blank)]
+        rows.append(np.concatenate(picks))
+    return grid(np.concatenate(rows), nrow=2 * per_class + 1,
+                scale=upscale_for(images.shape[-1]))
+
+
+def _pad(x: np.ndarray, n: int, blank: np.ndarray) -> np.ndarray:
+    return np.concatenate([x, np.repeat(blank, n - len(x), 0)]) if len(x) < n else x
+
+
+def accuracy_vs_ratio_figure(curves: pd.DataFrame, test_sets: list[str], path: str | Path) -> None:
+    """``curves``: columns test_set, strategy, ratio, mean, std (ratio 0 = the real-only baseline)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(test_sets), figsize=(5 * len(test_sets), 3.8), squeeze=False)
+    for ax, test_set in zip(axes.flat, test_sets, strict=True):
+        sub = curves[curves.test_set == test_set]
+        for strategy, rows in sub.groupby("strategy", sort=True):
+            rows = rows.sort_values("ratio")
+            ax.errorbar(rows.ratio, rows["mean"], yerr=rows["std"], marker="o", capsize=3,
+                        label=strategy)
+        ax.set_xscale("symlog", linthresh=0.5)
+        ax.set_xlabel("synthetic images per real image")
+        ax.set_ylabel("accuracy")
+        ax.set_title(test_set)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

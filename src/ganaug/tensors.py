@@ -1,0 +1,50 @@
+"""Conversions between stored uint8 images and model inputs, and batched inference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` in [0, 255] -> float32 in [-1, 1] (what every model takes)."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] (generator output) -> uint8 in [0, 255], rounded, clipped."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+
+
+@torch.no_grad()
+def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Tensor,
+            batch_size: int, device: torch.device) -> torch.Tensor:
+    """Apply ``fn`` to uint8 images in batches on ``device``; returns the concatenated CPU output.
+
+    ``x`` may be a numpy memmap: only one batch at a time is read into memory.
+    """
+    outs = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start: start + batch_size]
+        chunk = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
+        outs.append(fn(to_model_range(chunk.to(device))).float().cpu())
+    if not outs:
+        raise ValueError("batched: no images to process")
+    return torch.cat(outs)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to ``max_shift`` pixels (zero padding = background), per image."""
+    if max_shift == 0:
+        return x
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (max_shift,) * 4, value=-1.0)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=g, device=g.device).to(x.device)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=g, device=g.device).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (N, H)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (N, W)
+    idx_n = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()

@@ -1,0 +1,181 @@
+"""Classifier training: in-memory uint8 tensors, seeded batches, early stopping on validation
+accuracy, and checkpoints that resume to the same final weights after a kill.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ganaug.config import TrainConfig
+from ganaug.models import CLASSIFIERS, CheckpointError, load_checkpoint, save_checkpoint
+from ganaug.runtime import generator
+from ganaug.tensors import random_shift, to_model_range
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs to continue exactly where the killed one stopped."""
+
+    epoch: int = 0  # epochs completed
+    best_acc: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    arch_kwargs: dict[str, Any]
+    state: TrainState
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return {"epochs_run": self.state.epoch, "best_epoch": self.state.best_epoch,
+                "best_val_accuracy": self.state.best_acc}
+
+
+def fingerprint(*parts: Any) -> str:
+    """A hash of the inputs a checkpoint was made from; a resume file with another is ignored."""
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray | torch.Tensor):
+            arr = p.cpu().numpy() if isinstance(p, torch.Tensor) else p
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        else:
+            h.update(repr(p).encode())
+    return h.hexdigest()
+
+
+def train_classifier(
+    x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+    num_classes: int, cfg: TrainConfig, seed: int, device: torch.device,
+    resume_path: str | Path | None = None, class_weights: np.ndarray | None = None,
+) -> TrainResult:
+    """Train ``cfg.arch`` on uint8 images ``(N, C, H, W)``; keep the weights of the best epoch.
+
+    Validation accuracy picks the best epoch and stops training after ``cfg.patience`` epochs
+    without improvement. With ``resume_path``, a checkpoint is written every
+    ``cfg.checkpoint_every`` epochs and picked up on the next call with the same inputs.
+    """
+    if len(x_train) == 0:
+        raise ValueError("train_classifier: the training set is empty")
+    c, h, w = x_train.shape[1:]
+    arch_kwargs = {"in_channels": int(c), "num_classes": int(num_classes), "image_size": int(h),
+                   "width": cfg.width}
+    torch.manual_seed(seed)
+    model = CLASSIFIERS.get(cfg.arch)(**arch_kwargs).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
+
+    xt = torch.from_numpy(np.ascontiguousarray(x_train)).to(device)  # uint8 (N, C, H, W)
+    yt = torch.from_numpy(np.asarray(y_train, dtype=np.int64)).to(device)
+    xv = torch.from_numpy(np.ascontiguousarray(x_val)).to(device)
+    yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64)).to(device)
+
+    fp = fingerprint(asdict(cfg), seed, x_train, y_train, x_val, y_val, class_weights)
+    state = TrainState()
+    best_weights = copy.deepcopy(model.state_dict())
+    resumed = _try_resume(resume_path, fp, model, opt)
+    if resumed is not None:
+        state, best_weights = resumed
+        log.info("resumed from %s at epoch %d", resume_path, state.epoch)
+
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="train", unit="epoch", leave=False)
+    while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
+        epoch = state.epoch
+        # Randomness of an epoch depends only on (seed, epoch): a resumed run repeats it exactly.
+        torch.manual_seed(seed * 100_003 + epoch)
+        g = generator(seed * 100_003 + epoch)
+        loss = _run_epoch(model, opt, loss_fn, xt, yt, cfg, g)
+        acc = accuracy(model, xv, yv, cfg.batch_size) if len(yv) else float("nan")
+        state.epoch += 1
+        state.history.append({"epoch": state.epoch, "train_loss": loss, "val_accuracy": acc})
+        if acc > state.best_acc:
+            state.best_acc, state.best_epoch, state.bad_epochs = acc, state.epoch, 0
+            best_weights = copy.deepcopy(model.state_dict())
+        else:
+            state.bad_epochs += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{acc:.3f}")
+        if resume_path is not None and state.epoch % cfg.checkpoint_every == 0:
+            _save_resume(resume_path, fp, model, opt, state, best_weights)
+    bar.close()
+    if not np.isfinite(state.history[-1]["train_loss"]):
+        raise FloatingPointError(f"training diverged: loss {state.history[-1]['train_loss']}")
+    model.load_state_dict(best_weights)
+    return TrainResult(model.eval(), arch_kwargs, state)
+
+
+def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
+               xt: torch.Tensor, yt: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> float:
+    model.train()
+    order = torch.randperm(len(yt), generator=g).to(xt.device)
+    total, seen = 0.0, 0
+    for start in range(0, len(order), cfg.batch_size):
+        idx = order[start: start + cfg.batch_size]
+        if len(idx) < 2:  # batch norm needs two samples; drop a lone straggler
+            continue
+        xb = random_shift(to_model_range(xt[idx]), cfg.max_shift, g)  # (B, C, H, W) in [-1, 1]
+        loss = loss_fn(model(xb), yt[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        logits = model(to_model_range(x[start: start + batch_size]))
+        correct += (logits.argmax(1) == y[start: start + batch_size]).sum().item()
+    return correct / len(y)
+
+
+def _save_resume(path: str | Path, fp: str, model: nn.Module, opt: torch.optim.Optimizer,
+                 state: TrainState, best_weights: dict) -> None:
+    save_checkpoint(path, {
+        "kind": "resume-classifier", "fingerprint": fp, "model": model.state_dict(),
+        "optimizer": opt.state_dict(), "state": asdict(state), "best_weights": best_weights,
+    })
+
+
+def _try_resume(path: str | Path | None, fp: str, model: nn.Module,
+                opt: torch.optim.Optimizer) -> tuple[TrainState, dict] | None:
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        payload = load_checkpoint(path, kind="resume-classifier")
+    except CheckpointError as exc:
+        log.warning("ignoring resume checkpoint: %s", exc)
+        return None
+    if payload.get("fingerprint") != fp:
+        log.warning("ignoring resume checkpoint %s: made from other inputs or params", path)
+        return None
+    model.load_state_dict(payload["model"])
+    opt.load_state_dict(payload["optimizer"])
+    return TrainState(**payload["state"]), payload["best_weights"]
+
+
+def discard_resume(path: str | Path | None) -> None:
+    """Remove a resume checkpoint once the stage's outputs are written."""
+    if path is not None:
+        Path(path).unlink(missing_ok=True)

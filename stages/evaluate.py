@@ -1,0 +1,61 @@
+"""Stage evaluate@...: a classifier on the source test split and on every target dataset:
+accuracy, macro-F1, per-class accuracy and a confusion matrix per test set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ganaug.data import load_prepared
+from ganaug.evaluation import align_to_source, evaluate_classifier
+from ganaug.io import save_json
+from ganaug.models.checkpoint import load_classifier
+from ganaug.runtime import resolve_device
+from ganaug.stage import exit_with, parser, read_params
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--model", required=True, help="classifier checkpoint")
+    p.add_argument("--data-dir", required=True, help="directory of prepared datasets")
+    p.add_argument("--out", required=True, help="JSON metrics to write")
+    p.add_argument("--plots", required=True, help="directory for confusion-matrix plot data")
+    p.add_argument("--strategy", required=True, help="run identity: strategy (none: baseline)")
+    p.add_argument("--ratio", required=True, help="run identity: ratio, or 'synthetic'")
+    p.add_argument("--seed", required=True, type=int, help="run identity: seed")
+    p.add_argument("--batch-size", type=int, default=1024)
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return ["data.source", "study.targets", "device"]
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    params = read_params(declared_params(args), args.params)
+    device = resolve_device(params["device"])
+    model, payload = load_classifier(args.model, device)
+    data_dir = Path(args.data_dir)
+    source_name = params["data"]["source"]
+    source = load_prepared(data_dir / f"{source_name}.npz")
+    test_sets = {source_name: (*source.split("test"), {"conversion": []})}
+    for target in params["study"]["targets"]:
+        test_sets[target] = align_to_source(load_prepared(data_dir / f"{target}.npz"), source)
+
+    results, confusion_rows = {}, {}
+    for name, (x, y, info) in test_sets.items():
+        m = evaluate_classifier(model, x, y, source.classes, args.batch_size, device)
+        pred = m.pop("predictions")
+        results[name] = {**m, **info}
+        confusion_rows[name] = [{"actual": source.classes[a], "predicted": source.classes[p]}
+                                for a, p in zip(y.tolist(), pred.tolist(), strict=True)]
+    ratio = args.ratio if args.ratio == "synthetic" else float(args.ratio)
+    save_json(args.out, {"run": {"strategy": args.strategy, "ratio": ratio, "seed": args.seed},
+                         "model": args.model, "source": source_name,
+                         "train": payload["meta"], "test": results})
+    for name, rows in confusion_rows.items():
+        save_json(Path(args.plots) / f"{name}.json", rows)
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,65 @@
+"""Stage score: one table with a row per synthetic image (confidence in the intended label,
+predicted label, realism), the features behind FID/KID, and FID/KID overall and per class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ganaug.config import ScoreConfig
+from ganaug.data import load_prepared
+from ganaug.gan import load_gan
+from ganaug.io import atomic_path, save_json
+from ganaug.models.checkpoint import load_classifier
+from ganaug.pool import load_pool
+from ganaug.report_figures import score_figures
+from ganaug.runtime import resolve_device, set_determinism
+from ganaug.scoring import fid_report, score_images, score_summary
+from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.tensors import batched
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--pool", required=True, help="pool directory")
+    p.add_argument("--scorer", required=True, help="scorer checkpoint")
+    p.add_argument("--gan", required=True, help="GAN checkpoint (its discriminator scores realism)")
+    p.add_argument("--data", required=True, help="prepared source npz (real reference)")
+    p.add_argument("--out", required=True, help="directory for scores.csv and features.npz")
+    p.add_argument("--metrics", required=True, help="JSON with FID/KID and score summaries")
+    p.add_argument("--plots", required=True, help="directory for score histograms and sample grids")
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return ["score", "device"]
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    params = read_params(declared_params(args), args.params)
+    cfg = load_section(params, "score", ScoreConfig)
+    device = resolve_device(params["device"])
+    set_determinism(cfg.seed)
+    images, labels, _ = load_pool(args.pool)
+    data = load_prepared(args.data)
+    scorer, _ = load_classifier(args.scorer, device)
+    _, disc, _ = load_gan(args.gan, device)
+
+    table, fake_feats = score_images(images, labels, scorer, disc, cfg.batch_size, device)
+    x_real, y_real = data.split("train")
+    real_feats = batched(scorer.features, x_real, cfg.batch_size, device).numpy().astype(np.float32)
+    fid = fid_report(real_feats, y_real, fake_feats, labels, data.classes, feature_space="scorer",
+                     subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)
+
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        table.to_csv(tmp / "scores.csv", index=False)
+        np.savez(tmp / "features.npz", pool=fake_feats, real=real_feats, real_labels=y_real)
+    save_json(args.metrics, {"fid_kid": fid, "scores": score_summary(table, data.classes)})
+    score_figures(table, images, data.classes, Path(args.plots), per_class=cfg.grid_per_class)
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,70 @@
+"""Stage select@<strategy>-<ratio>: choose K = ratio x (real count) pool images per class.
+Writes the chosen pool indices (no image copies) and stats of the chosen set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ganaug.config import SELECT_CONFIGS, ParamsError
+from ganaug.data import load_prepared
+from ganaug.fid import compare
+from ganaug.io import DataFileError, load_npz, save_json, save_npy
+from ganaug.selection import STRATEGIES, check_pool_capacity, k_per_class, selection_stats
+from ganaug.stage import exit_with, load_section, parser, read_params
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--strategy", required=True)
+    p.add_argument("--ratio", required=True, type=float)
+    p.add_argument("--scores", required=True, help="score directory (scores.csv, features.npz)")
+    p.add_argument("--data", required=True, help="prepared source npz (real class counts)")
+    p.add_argument("--out", required=True, help="npy of chosen pool indices")
+    p.add_argument("--stats", required=True, help="JSON stats of the chosen set")
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return [f"select.{args.strategy}", "score.kid_subset_size", "score.kid_subsets"]
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.strategy not in SELECT_CONFIGS or args.strategy not in STRATEGIES:
+        raise ParamsError(f"unknown strategy {args.strategy!r}; known: {', '.join(STRATEGIES)}")
+    if not np.isfinite(args.ratio) or args.ratio <= 0:
+        raise ParamsError(f"ratio must be a positive number, got {args.ratio}")
+    params = read_params(declared_params(args), args.params)
+    cfg = load_section(params, f"select.{args.strategy}", SELECT_CONFIGS[args.strategy])
+    data = load_prepared(args.data)
+    scores = _read_scores(f"{args.scores}/scores.csv")
+    feats = load_npz(f"{args.scores}/features.npz", ("pool", "real"))
+
+    k = k_per_class(data.class_counts("train"), args.ratio)
+    check_pool_capacity(scores, k, args.ratio, data.classes)
+    chosen = np.asarray(STRATEGIES.get(args.strategy)(scores, k, cfg), dtype=np.int64)
+    stats = selection_stats(scores, chosen, k, data.classes)
+    if len(chosen) == 0:
+        raise ValueError(
+            f"select@{args.strategy}-{args.ratio}: no pool image passed the strategy "
+            f"(see select.{args.strategy} in params.yaml); nothing to train on"
+        )
+    stats["fid_kid_vs_real"] = compare(
+        feats["real"], feats["pool"][chosen], feature_space="scorer",
+        subset_size=params["score"]["kid_subset_size"], subsets=params["score"]["kid_subsets"],
+        seed=0)
+    stats.update(strategy=args.strategy, ratio=args.ratio)
+    save_npy(args.out, chosen)
+    save_json(args.stats, stats)
+
+
+def _read_scores(path: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError as exc:
+        raise DataFileError(f"{path}: file not found") from exc
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,70 @@
+"""Stage train@<strategy>-<ratio>-<seed> (real + selected synthetic), train_baseline@<seed> (real
+only) and train_synthetic@<strategy>-<seed> (selected synthetic only: the Classification Accuracy
+Score). Validation always uses the real validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ganaug.config import TrainConfig
+from ganaug.data import load_prepared
+from ganaug.io import load_npy
+from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.pool import load_pool
+from ganaug.runtime import resolve_device, set_determinism
+from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.training import discard_resume, train_classifier
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--real", required=True, help="prepared source npz")
+    p.add_argument("--pool", help="pool directory (with --selection)")
+    p.add_argument("--selection", help="npy of chosen pool indices")
+    p.add_argument("--synthetic-only", action="store_true", help="train on the selection alone")
+    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--out", required=True, help="classifier checkpoint to write")
+    p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return ["classifier", "device"]
+
+
+def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Real train images plus the selected pool images (or the selection alone)."""
+    x_real, y_real = data.split("train")
+    if args.selection is None:
+        return x_real, y_real, {"real": int(len(y_real)), "synthetic": 0}
+    if args.pool is None:
+        raise ValueError("--selection needs --pool")
+    images, labels, _ = load_pool(args.pool)
+    chosen = load_npy(args.selection)
+    if chosen.ndim != 1 or (len(chosen) and (chosen.min() < 0 or chosen.max() >= len(labels))):
+        raise ValueError(f"{args.selection}: indices must lie in [0, {len(labels)})")
+    x_syn, y_syn = np.asarray(images[np.sort(chosen)]), labels[np.sort(chosen)]
+    if args.synthetic_only:
+        return x_syn, y_syn, {"real": 0, "synthetic": int(len(y_syn))}
+    return (np.concatenate([x_real, x_syn]), np.concatenate([y_real, y_syn]),
+            {"real": int(len(y_real)), "synthetic": int(len(y_syn))})
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    params = read_params(declared_params(args), args.params)
+    cfg = load_section(params, "classifier", TrainConfig)
+    device = resolve_device(params["device"])
+    set_determinism(args.seed)
+    data = load_prepared(args.real)
+    x, y, counts = training_set(args, data)
+    result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed, device,
+                              resume_path=args.resume)
+    meta = {"classes": data.classes, "seed": args.seed, "train_counts": counts,
+            "selection": args.selection, "synthetic_only": args.synthetic_only, **result.summary}
+    save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
+    discard_resume(args.resume)
+
+
+if __name__ == "__main__":
+    exit_with(main)

@@ -1,0 +1,84 @@
+"""Stage train_gan: a class-conditional GAN on the real train split, with loss curves (dvclive)
+and fixed-noise sample grids as DVC plots."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganaug.config import GanConfig
+from ganaug.data import load_prepared
+from ganaug.gan.train import fixed_inputs, sample, train_gan
+from ganaug.images import grid, save_png, upscale_for
+from ganaug.models.checkpoint import save_checkpoint
+from ganaug.runtime import resolve_device, set_determinism
+from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.training import discard_resume
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--data", required=True, help="prepared source npz")
+    p.add_argument("--out", required=True, help="GAN checkpoint to write (generator + discriminator)")
+    p.add_argument("--plots", required=True, help="directory for loss curves and sample grids")
+    p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return ["gan", "device"]
+
+
+def main(argv=None) -> None:
+    from dvclive import Live
+
+    args = build_parser().parse_args(argv)
+    params = read_params(declared_params(args), args.params)
+    cfg = load_section(params, "gan", GanConfig)
+    device = resolve_device(params["device"])
+    set_determinism(cfg.seed)
+    data = load_prepared(args.data)
+    x, y = data.split("train")
+
+    with Live(dir=args.plots, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def on_log(step: int, rec: dict) -> None:
+            live.step = step
+            for name, value in rec.items():
+                if name != "step":
+                    live.log_metric(name, value)
+            live.make_summary()
+
+        result = train_gan(x, y, data.num_classes, cfg, device, args.resume, on_log)
+
+    scale = upscale_for(x.shape[-1])
+    per_class = 10
+    z, yz = fixed_inputs(cfg, data.num_classes, per_class)
+    save_png(f"{args.plots}/samples.png",
+             grid(sample(result.generator, z, yz, device), nrow=per_class, scale=scale))
+    # One row per checkpoint, one column per class: how the fixed noise evolved.
+    progress = torch.cat(result.progress)
+    save_png(f"{args.plots}/progress.png", grid(progress, nrow=data.num_classes, scale=scale))
+    save_png(f"{args.plots}/real.png", grid(_real_examples(x, y, data.num_classes, per_class),
+                                            nrow=per_class, scale=scale))
+    save_checkpoint(args.out, {
+        "kind": "gan", "arch": cfg.arch, "gen_kwargs": result.gen_kwargs,
+        "disc_kwargs": result.disc_kwargs,
+        "generator": {k: v.cpu() for k, v in result.generator.state_dict().items()},
+        "discriminator": {k: v.cpu() for k, v in result.discriminator.state_dict().items()},
+        "meta": {"classes": data.classes, "steps": cfg.steps, "z_dim": cfg.z_dim,
+                 "final": result.history[-1] if result.history else {}},
+    })
+    discard_resume(args.resume)
+
+
+def _real_examples(x: np.ndarray, y: np.ndarray, num_classes: int, per_class: int) -> np.ndarray:
+    rows = []
+    for c in range(num_classes):
+        members = x[y == c][:per_class]
+        pad = np.zeros((per_class - len(members), *x.shape[1:]), np.uint8)
+        rows.append(np.concatenate([members, pad]))
+    return np.concatenate(rows)
+
+
+if __name__ == "__main__":
+    exit_with(main)

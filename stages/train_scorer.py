@@ -1,0 +1,44 @@
+"""Stage train_scorer: the real-data classifier that scores synthetic images and supplies the
+offline feature space for FID/KID."""
+
+from __future__ import annotations
+
+from ganaug.config import ScorerConfig
+from ganaug.data import load_prepared
+from ganaug.io import save_json
+from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.runtime import resolve_device, set_determinism
+from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.training import discard_resume, train_classifier
+
+
+def build_parser():
+    p = parser(__doc__)
+    p.add_argument("--data", required=True, help="prepared source npz")
+    p.add_argument("--out", required=True, help="scorer checkpoint to write")
+    p.add_argument("--metrics", required=True, help="JSON metrics to write")
+    p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    return p
+
+
+def declared_params(args) -> list[str]:
+    return ["scorer", "device"]
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    params = read_params(declared_params(args), args.params)
+    cfg = load_section(params, "scorer", ScorerConfig)
+    device = resolve_device(params["device"])
+    set_determinism(cfg.seed)
+    data = load_prepared(args.data)
+    result = train_classifier(*data.split("train"), *data.split("val"), data.num_classes, cfg,
+                              cfg.seed, device, resume_path=args.resume)
+    meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, **result.summary}
+    save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
+    save_json(args.metrics, {**result.summary, "train_images": int(len(data.split("train")[1]))})
+    discard_resume(args.resume)
+
+
+if __name__ == "__main__":
+    exit_with(main)
