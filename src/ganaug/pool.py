@@ -45,7 +45,7 @@ def generate_pool(gen: nn.Module, num_classes: int, per_class: int, z_dim: int,
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=shape)
-        for start in tqdm(range(0, len(labels), batch_size), desc="generate", unit="batch", leave=False):
+        for start in tqdm(range(0, len(labels), batch_size), desc="generate", unit="batch", leave=False, disable=None):
             y = torch.from_numpy(labels[start: start + batch_size])
             z = torch.randn(len(y), z_dim, generator=g)
             images[start: start + len(y)] = to_uint8(gen(z.to(device), y.to(device))).cpu().numpy()

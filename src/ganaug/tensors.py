@@ -28,7 +28,7 @@ def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Te
     outs = []
     for start in range(0, len(x), batch_size):
         chunk = x[start: start + batch_size]
-        chunk = torch.from_numpy(np.ascontiguousarray(chunk)) if isinstance(chunk, np.ndarray) else chunk
+        chunk = torch.from_numpy(np.array(chunk)) if isinstance(chunk, np.ndarray) else chunk  # copy
         outs.append(fn(to_model_range(chunk.to(device))).float().cpu())
     if not outs:
         raise ValueError("batched: no images to process")

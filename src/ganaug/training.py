@@ -95,7 +95,7 @@ def train_classifier(
         state, best_weights = resumed
         log.info("resumed from %s at epoch %d", resume_path, state.epoch)
 
-    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="train", unit="epoch", leave=False)
+    bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="train", unit="epoch", leave=False, disable=None)
     while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
         epoch = state.epoch
         # Randomness of an epoch depends only on (seed, epoch): a resumed run repeats it exactly.

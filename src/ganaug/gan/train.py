@@ -77,7 +77,7 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
             for rec in history:
                 on_log(int(rec["step"]), rec)
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="train_gan", unit="step", leave=False)
+    bar = tqdm(total=cfg.steps, initial=step, desc="train_gan", unit="step", leave=False, disable=None)
     while step < cfg.steps:
         rec = _train_step(gen, disc, opt_g, opt_d, spec, xt, yt, g, cfg)
         step += 1
