@@ -13,6 +13,10 @@ from ganaug.runtime import resolve_device
 from ganaug.stage import exit_with, parser, read_params
 
 
+# What the report needs to know about how the model was trained (from its checkpoint).
+TRAIN_META = ("train_counts", "synthetic_only", "epochs_run", "best_epoch", "best_val_accuracy")
+
+
 def build_parser():
     p = parser(__doc__)
     p.add_argument("--model", required=True, help="classifier checkpoint")
@@ -50,9 +54,9 @@ def main(argv=None) -> None:
         confusion_rows[name] = [{"actual": source.classes[a], "predicted": source.classes[p]}
                                 for a, p in zip(y.tolist(), pred.tolist(), strict=True)]
     ratio = args.ratio if args.ratio == "synthetic" else float(args.ratio)
+    train_meta = {k: payload["meta"][k] for k in TRAIN_META if k in payload["meta"]}
     save_json(args.out, {"run": {"strategy": args.strategy, "ratio": ratio, "seed": args.seed},
-                         "model": args.model, "source": source_name,
-                         "train": payload["meta"], "test": results})
+                         "source": source_name, "train": train_meta, "test": results})
     for name, rows in confusion_rows.items():
         save_json(Path(args.plots) / f"{name}.json", rows)
 

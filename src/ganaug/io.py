@@ -20,7 +20,15 @@ import numpy as np
 
 
 class DataFileError(ValueError):
-    """A data or checkpoint file is missing, unreadable or does not hold what it should."""
+    """A data file is missing, unreadable or does not hold what it should."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or not the kind of model that was expected.
+
+    Defined here rather than next to the checkpoint code so that stages which never touch torch
+    (select, report) can name it without importing torch.
+    """
 
 
 @contextlib.contextmanager

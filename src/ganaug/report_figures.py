@@ -96,7 +96,10 @@ def accuracy_vs_ratio_figure(curves: pd.DataFrame, test_sets: list[str], path: s
             ax.errorbar(rows.ratio, rows["mean"], yerr=rows["std"], marker="o", capsize=3,
                         label=strategy)
         ax.set_xscale("symlog", linthresh=0.5)
-        ax.set_xlabel("synthetic images per real image")
+        ticks = sorted(sub.ratio.unique())
+        ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("synthetic images per real image (0: real only)")
         ax.set_ylabel("accuracy")
         ax.set_title(test_set)
         ax.grid(alpha=0.3)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported inside the functions: stages without models skip its import
+    import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -14,6 +16,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     The ``GANAUG_DEVICE`` environment variable overrides the params value (handy for forcing the
     CPU on a GPU machine without changing params, which would rerun stages).
     """
+    import torch
+
     name = os.environ.get("GANAUG_DEVICE", name)
     if name == "auto":
         if torch.cuda.is_available():
@@ -36,6 +40,8 @@ def set_determinism(seed: int) -> None:
     Bit-identical results are promised on the CPU; CUDA kernels without a deterministic version
     only warn.
     """
+    import torch
+
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
@@ -43,6 +49,8 @@ def set_determinism(seed: int) -> None:
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    import torch
+
     g = torch.Generator(device=device)
     g.manual_seed(seed)
     return g

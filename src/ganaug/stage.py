@@ -9,8 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ganaug.config import ParamsError, parse, read_params
-from ganaug.io import DataFileError
-from ganaug.models.checkpoint import CheckpointError
+from ganaug.io import CheckpointError, DataFileError
 from ganaug.runtime import setup_logging
 
 log = logging.getLogger("ganaug.stage")

@@ -12,11 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganaug.io import atomic_path
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, or not the kind of model that was expected."""
+from ganaug.io import CheckpointError, atomic_path
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
