@@ -1,5 +1,5 @@
-"""Shared fixtures. End-to-end fixtures (a tiny study in a temporary git repo) live in
-tests/e2e.py and are imported here so every test module can use them."""
+"""Shared fixtures: the tiny study (presets/tiny.yaml) reproduced once per test session with the
+real ``dvc`` CLI in a temporary git repo, and cheap copies of it for tests that change params."""
 
 from __future__ import annotations
 
@@ -7,13 +7,31 @@ import os
 from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from e2e import REPO_ROOT, clone_study, dvc, git, make_study, stages_run
 
 # Tests run on the CPU, whatever the machine has.
 os.environ.setdefault("GANAUG_DEVICE", "cpu")
+
+TINY = REPO_ROOT / "presets" / "tiny.yaml"
 
 
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """The tiny study, reproduced once and committed: ``(repo, stages run by the first repro)``."""
+    repo = make_study(tmp_path_factory.mktemp("tiny") / "study", TINY)
+    ran = stages_run(dvc(repo, "repro"))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "tiny study results")
+    return repo, ran
+
+
+@pytest.fixture
+def study_copy(tiny_study, tmp_path):
+    return clone_study(tiny_study[0], tmp_path / "copy")
+
+

@@ -1,0 +1,118 @@
+"""The study end to end with the real ``dvc`` CLI in a temporary git repo, on the tiny preset.
+
+One study is reproduced per test session; tests that change params work on copies of it, and
+check which stages ``dvc repro`` runs again (DESIGN.md, rule 1).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from e2e import REPO_ROOT, dvc, edit_params, git, read_yaml, stages_run
+
+pytestmark = pytest.mark.e2e
+
+TINY = REPO_ROOT / "presets" / "tiny.yaml"
+
+
+def instances(strategies, ratios, seeds, targets=("typeset",)):
+    """The stage instances of a grid downstream of `score`, by DESIGN.md's names."""
+    out = {f"select@{s}-{r}" for s in strategies for r in ratios}
+    out |= {f"train@{s}-{r}-{seed}" for s in strategies for r in ratios for seed in seeds}
+    out |= {f"evaluate@{s}-{r}-{seed}" for s in strategies for r in ratios for seed in seeds}
+    return out
+
+
+def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
+    repo, ran = tiny_study
+    p = read_yaml(TINY)["study"]
+    strategies, seeds = p["strategies"], p["seeds"]
+    expected = {"prepare@digits", "prepare@typeset", "train_scorer", "train_gan", "generate",
+                "score", "report"}
+    expected |= instances(strategies, p["ratios"], seeds)
+    expected |= {f"train_baseline@{s}" for s in seeds} | {f"evaluate_baseline@{s}" for s in seeds}
+    expected |= {f"train_synthetic@{st}-{s}" for st in strategies for s in seeds}
+    expected |= {f"evaluate_synthetic@{st}-{s}" for st in strategies for s in seeds}
+    assert ran == expected
+
+    summary = json.loads((repo / "metrics/summary.json").read_text())
+    assert summary["test_sets"] == ["digits", "typeset"]
+    for strategy in ["none", *strategies]:
+        for test_set in ("digits", "typeset"):
+            ratios = ["0"] if strategy == "none" else ["1", "synthetic"]
+            for r in ratios:
+                acc = summary["results"][strategy][r][test_set]["accuracy"]
+                assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == len(seeds)
+    for path in ("plots/report/README.md", "plots/report/accuracy_vs_ratio.png",
+                 "plots/report/accuracy_vs_ratio.csv", "plots/gan/samples.png",
+                 "plots/score/confidence_hist.png", "metrics/scorer.json"):
+        assert (repo / path).is_file(), path
+
+
+def test_outputs_are_few_large_files(tiny_study):
+    repo, _ = tiny_study
+    pool = sorted(p.name for p in (repo / "data/pool").iterdir())
+    assert pool == ["images.npy", "labels.npy", "meta.json"]
+    images = np.load(repo / "data/pool/images.npy", mmap_mode="r")
+    assert images.dtype == np.uint8 and images.ndim == 4 and len(images) > 100
+    assert sorted(p.name for p in (repo / "data/scores").iterdir()) == ["features.npz", "scores.csv"]
+    scores = pd.read_csv(repo / "data/scores/scores.csv")
+    assert len(scores) == len(images)  # a row per pool image
+    chosen = np.load(repo / "data/selections/random-1.npy")
+    assert chosen.dtype == np.int64 and chosen.ndim == 1  # indices, not images
+
+
+def test_second_repro_runs_nothing(study_copy):
+    assert stages_run(dvc(study_copy, "repro")) == set()
+    assert "up to date" in dvc(study_copy, "status").stdout
+
+
+def test_adding_a_ratio_runs_only_its_instances(study_copy):
+    edit_params(study_copy, **{"study.ratios": [1, 2]})
+    ran = stages_run(dvc(study_copy, "repro"))
+    p = read_yaml(study_copy / "params.yaml")["study"]
+    assert ran == instances(p["strategies"], [2], p["seeds"]) | {"report"}
+
+
+def test_adding_a_seed_adds_only_train_and_evaluate(study_copy):
+    edit_params(study_copy, **{"study.seeds": [0, 1]})
+    ran = stages_run(dvc(study_copy, "repro"))
+    p = read_yaml(study_copy / "params.yaml")["study"]
+    new = {f"train@{s}-1-1" for s in p["strategies"]} | {"train_baseline@1"}
+    new |= {f"train_synthetic@{s}-1" for s in p["strategies"]}
+    new |= {name.replace("train", "evaluate", 1) for name in new}
+    assert ran == new | {"report"}
+
+
+def test_threshold_change_reruns_only_threshold_instances(study_copy):
+    scores = pd.read_csv(study_copy / "data/scores/scores.csv")
+    # A threshold that keeps some images but not all, so the selection really changes.
+    t = float(np.quantile(scores.confidence, 0.5))
+    edit_params(study_copy, **{"select.threshold.min_confidence": t})
+    ran = stages_run(dvc(study_copy, "repro"))
+    assert "select@threshold-1" in ran and "train@threshold-1-0" in ran
+    assert all("threshold" in name for name in ran - {"report"}), ran
+    stats = json.loads((study_copy / "metrics/select/threshold-1.json").read_text())
+    assert stats["chosen_total"] <= stats["k_total"]
+    assert stats["shortfall_total"] == stats["k_total"] - stats["chosen_total"]
+
+
+def test_same_params_give_the_same_bits(study_copy):
+    """Every stage run again from scratch reproduces every output byte for byte (CPU)."""
+    before = (study_copy / "dvc.lock").read_text()
+    dvc(study_copy, "repro", "--force")
+    assert (study_copy / "dvc.lock").read_text() == before  # every output hash unchanged
+    assert git(study_copy, "status", "--porcelain").stdout == ""  # metrics and plots too
+
+
+def test_metrics_diff_after_a_change(study_copy):
+    """A report-only param reruns only the report, and `dvc metrics diff` shows what moved."""
+    edit_params(study_copy, **{"report.confidence_level": 0.9})
+    assert stages_run(dvc(study_copy, "repro")) == {"report"}
+    changed = json.loads(dvc(study_copy, "metrics", "diff", "--json").stdout)
+    changed = changed["metrics/summary.json"]
+    assert changed["confidence_level"] == {"old": 0.95, "new": 0.9, "diff": pytest.approx(-0.05)}
+    assert "metrics/summary.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
