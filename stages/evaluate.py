@@ -12,7 +12,6 @@ from ganaug.models.checkpoint import load_classifier
 from ganaug.runtime import resolve_device
 from ganaug.stage import exit_with, parser, read_params
 
-
 # What the report needs to know about how the model was trained (from its checkpoint).
 TRAIN_META = ("train_counts", "synthetic_only", "epochs_run", "best_epoch", "best_val_accuracy")
 

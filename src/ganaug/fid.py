@@ -38,7 +38,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     diff = mu1 - mu2
     with warnings.catch_warnings():  # a singular product is handled just below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean, _ = linalg.sqrtm(sigma1.dot(sigma2), disp=False)
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         # Singular product (e.g. fewer samples than dimensions): regularise the diagonal.
         offset = np.eye(sigma1.shape[0]) * eps

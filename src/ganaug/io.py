@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,8 @@ def load_json(path: str | Path) -> Any:
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: not valid JSON: {exc}") from exc
 
 
@@ -85,7 +86,7 @@ def load_npz(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, np.n
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise DataFileError(f"{path}: not a readable npz file ({exc})") from exc
     missing = [k for k in required if k not in arrays]
     if missing:

@@ -24,7 +24,10 @@ def k_per_class(real_counts: np.ndarray, ratio: float) -> np.ndarray:
     """K_c = ratio x (real images of class c), rounded half up."""
     if ratio < 0:
         raise ValueError(f"ratio must be >= 0, got {ratio}")
-    return np.floor(ratio * np.asarray(real_counts, np.float64) + 0.5).astype(np.int64)
+    # Rounded to 9 decimals first so that decimal halves (0.7 x 45 = 31.499999999999996 in binary)
+    # round up as written.
+    product = np.round(ratio * np.asarray(real_counts, np.float64), 9)
+    return np.floor(product + 0.5).astype(np.int64)
 
 
 def check_pool_capacity(scores: pd.DataFrame, k: np.ndarray, ratio: float,

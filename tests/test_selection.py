@@ -1,0 +1,273 @@
+"""Selection strategies and their statistics on hand-made score tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ganaug.config import (
+    SELECT_CONFIGS,
+    ConfidenceSelectConfig,
+    RandomSelectConfig,
+    RealismSelectConfig,
+    ThresholdSelectConfig,
+)
+from ganaug.selection import (
+    STRATEGIES,
+    check_pool_capacity,
+    k_per_class,
+    select_confidence,
+    select_random,
+    select_realism,
+    select_threshold,
+    selection_stats,
+)
+
+# One row per pool image. Pool indices are not row positions (rows are in scrambled order) so a
+# strategy that confused the two would be caught.
+ROWS = [  # index, label, confidence, predicted, realism
+    (14, 0, 0.95, 1, -0.5),
+    (16, 1, 0.30, 0, 2.0),
+    (10, 0, 0.90, 0, 0.1),
+    (13, 0, 0.10, 1, 0.9),
+    (18, 1, 0.30, 1, 0.0),
+    (11, 0, 0.50, 0, 0.7),
+    (17, 1, 0.80, 1, 1.0),
+    (12, 0, 0.90, 0, 0.7),
+    (15, 1, 0.30, 1, 2.0),
+]
+CLASSES = ["a", "b"]
+
+
+@pytest.fixture
+def scores() -> pd.DataFrame:
+    return pd.DataFrame(ROWS, columns=["index", "label", "confidence", "predicted", "realism"])
+
+
+def big_pool(per_class: int = 50, num_classes: int = 3, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = per_class * num_classes
+    labels = np.repeat(np.arange(num_classes), per_class)
+    perm = rng.permutation(n)
+    return pd.DataFrame({
+        "index": np.arange(n)[perm] + 1000,
+        "label": labels[perm],
+        "confidence": rng.uniform(size=n),
+        "predicted": rng.integers(0, num_classes, n),
+        "realism": rng.normal(size=n),
+    })
+
+
+def label_of(scores: pd.DataFrame) -> dict[int, int]:
+    return dict(zip(scores["index"], scores["label"], strict=True))
+
+
+# --------------------------------------------------------------------------------------------
+# k_per_class and pool capacity
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("counts", "ratio", "expected"), [
+    ([1, 2, 3, 5], 0.5, [1, 1, 2, 3]),  # 0.5 -> 1, 1.5 -> 2 and 2.5 -> 3: halves go up
+    ([1, 3, 10], 1.5, [2, 5, 15]),
+    ([4, 7], 2, [8, 14]),
+    ([4, 7], 0, [0, 0]),
+    ([0, 9], 1, [0, 9]),
+    ([3, 10], 0.25, [1, 3]),  # 0.75 -> 1, 2.5 -> 3
+    ([2, 6], 0.2, [0, 1]),  # 0.4 -> 0, 1.2 -> 1
+])
+def test_k_per_class_rounds_half_up(counts, ratio, expected):
+    k = k_per_class(np.array(counts), ratio)
+    assert k.tolist() == expected
+    assert np.issubdtype(k.dtype, np.integer)
+
+
+def test_k_per_class_rejects_a_negative_ratio():
+    with pytest.raises(ValueError, match="ratio"):
+        k_per_class(np.array([3]), -0.5)
+
+
+@pytest.mark.parametrize(("ratio", "count", "expected"), [(0.7, 45, 32), (1.15, 50, 58),
+                                                          (0.35, 90, 32)])
+def test_k_per_class_rounds_decimal_halves_up(ratio, count, expected):
+    # params.yaml holds decimal ratios; ratio x count is exactly x.5 in decimal.
+    assert k_per_class(np.array([count]), ratio)[0] == expected
+
+
+def test_check_pool_capacity_passes_when_the_pool_is_large_enough(scores):
+    check_pool_capacity(scores, np.array([5, 4]), 1.0, CLASSES)  # exactly full: no error
+
+
+def test_check_pool_capacity_names_the_class_and_the_param_to_change(scores):
+    with pytest.raises(ValueError) as info:
+        check_pool_capacity(scores, np.array([5, 6]), 3.0, ["cat", "dog"])
+    msg = str(info.value)
+    assert "'dog'" in msg and "'cat'" not in msg
+    assert "K=6" in msg and "holds 4" in msg
+    assert "generate.max_ratio" in msg
+    assert "3.0" in msg
+
+
+def test_check_pool_capacity_counts_a_class_missing_from_the_pool(scores):
+    with pytest.raises(ValueError, match="'c'.*holds 0"):
+        check_pool_capacity(scores, np.array([1, 1, 1]), 1.0, ["a", "b", "c"])
+
+
+# --------------------------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------------------------
+
+
+def test_confidence_picks_top_k_per_class_ties_to_lower_index(scores):
+    chosen = select_confidence(scores, np.array([3, 2]), ConfidenceSelectConfig())
+    # a: 14 (.95), then 10 and 12 (.90); b: 17 (.80), then the lowest index of the .30 tie.
+    assert chosen.tolist() == [10, 12, 14, 15, 17]
+
+
+def test_confidence_tie_at_the_cut_goes_to_the_lower_index(scores):
+    chosen = select_confidence(scores, np.array([2, 0]), ConfidenceSelectConfig())
+    assert chosen.tolist() == [10, 14]  # 10 and 12 tie at .90; 10 wins
+
+
+def test_confidence_require_correct_drops_misclassified_images(scores):
+    cfg = ConfidenceSelectConfig(require_correct=True)
+    chosen = select_confidence(scores, np.array([2, 2]), cfg)
+    # 14 (.95) is predicted as b, so a gets 10 and 12; b: 17 then 15 (16 is predicted as a).
+    assert chosen.tolist() == [10, 12, 15, 17]
+    # a has only three correctly predicted images: a K of 4 gets three, never padding.
+    short = select_confidence(scores, np.array([4, 0]), cfg)
+    assert short.tolist() == [10, 11, 12]
+
+
+def test_realism_picks_top_k_per_class_ties_to_lower_index(scores):
+    chosen = select_realism(scores, np.array([2, 2]), RealismSelectConfig())
+    # a: 13 (.9), then 11 and 12 tie at .7 -> 11; b: 15 and 16 tie at 2.0.
+    assert chosen.tolist() == [11, 13, 15, 16]
+
+
+def test_realism_require_correct(scores):
+    chosen = select_realism(scores, np.array([2, 2]), RealismSelectConfig(require_correct=True))
+    assert chosen.tolist() == [11, 12, 15, 17]
+
+
+def test_top_k_strategies_match_a_sort_on_a_larger_pool():
+    pool = big_pool()
+    k = np.array([7, 0, 13])
+    for column, fn, cfg in (("confidence", select_confidence, ConfidenceSelectConfig()),
+                            ("realism", select_realism, RealismSelectConfig())):
+        chosen = fn(pool, k, cfg)
+        expected = []
+        for c, kc in enumerate(k):
+            rows = pool[pool.label == c].sort_values([column, "index"], ascending=[False, True])
+            expected += rows["index"].head(kc).tolist()
+        assert chosen.tolist() == sorted(expected)
+
+
+def test_random_is_reproducible_per_seed_and_respects_classes():
+    pool = big_pool()
+    labels = label_of(pool)
+    k = np.array([5, 0, 12])
+    a = select_random(pool, k, RandomSelectConfig(seed=3))
+    b = select_random(pool, k, RandomSelectConfig(seed=3))
+    c = select_random(pool, k, RandomSelectConfig(seed=4))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for chosen in (a, c):
+        assert len(np.unique(chosen)) == len(chosen) == 17
+        assert np.all(np.diff(chosen) > 0)  # sorted
+        per_class = np.bincount([labels[i] for i in chosen], minlength=3)
+        assert per_class.tolist() == [5, 0, 12]
+
+
+def test_threshold_keeps_only_passing_images_caps_at_k_and_reports_shortfall(scores):
+    cfg = ThresholdSelectConfig(min_confidence=0.5, seed=0)
+    k = np.array([3, 2])
+    chosen = select_threshold(scores, k, cfg)
+    labels = label_of(scores)
+    a = [i for i in chosen if labels[i] == 0]
+    b = [i for i in chosen if labels[i] == 1]
+    assert len(a) == 3 and set(a) <= {10, 11, 12, 14}  # 11 sits exactly at t and passes
+    assert b == [17]  # the only b image at or above 0.5; not padded to K
+    stats = selection_stats(scores, chosen, k, CLASSES)
+    assert stats["per_class"]["b"]["shortfall"] == 1
+    assert stats["per_class"]["a"]["shortfall"] == 0
+    assert stats["shortfall_total"] == 1 and not stats["filled"]
+    assert stats["chosen_total"] == 4 and stats["k_total"] == 5
+    assert np.array_equal(chosen, select_threshold(scores, k, cfg))  # same seed, same choice
+
+
+def test_threshold_on_a_larger_pool_never_selects_below_t():
+    pool = big_pool(per_class=80)
+    conf = dict(zip(pool["index"], pool["confidence"], strict=True))
+    labels = label_of(pool)
+    k = np.array([10, 30, 60])
+    chosen = select_threshold(pool, k, ThresholdSelectConfig(min_confidence=0.6, seed=1))
+    assert all(conf[i] >= 0.6 for i in chosen)
+    counts = np.bincount([labels[i] for i in chosen], minlength=3)
+    passing = np.bincount(pool.label[pool.confidence >= 0.6], minlength=3)
+    assert counts.tolist() == np.minimum(k, passing).tolist()
+    other = select_threshold(pool, k, ThresholdSelectConfig(min_confidence=0.6, seed=2))
+    assert not np.array_equal(chosen, other)
+
+
+def test_threshold_of_one_keeps_only_certain_images(scores):
+    chosen = select_threshold(scores, np.array([3, 3]), ThresholdSelectConfig(min_confidence=1.0))
+    assert chosen.size == 0
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_picks_at_most_k_from_the_right_class(name):
+    pool = big_pool(per_class=40, num_classes=4, seed=5)
+    labels = label_of(pool)
+    k = np.array([0, 3, 40, 11])
+    chosen = STRATEGIES.get(name)(pool, k, SELECT_CONFIGS[name]())
+    assert len(np.unique(chosen)) == len(chosen)
+    assert set(chosen.tolist()) <= set(pool["index"].tolist())
+    counts = np.bincount([labels[i] for i in chosen], minlength=4)
+    assert np.all(counts <= k)
+    assert counts[0] == 0
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_every_strategy_with_zero_k_selects_nothing(name, scores):
+    chosen = STRATEGIES.get(name)(scores, np.array([0, 0]), SELECT_CONFIGS[name]())
+    assert chosen.size == 0
+
+
+# --------------------------------------------------------------------------------------------
+# selection_stats
+# --------------------------------------------------------------------------------------------
+
+
+def test_selection_stats_by_hand(scores):
+    stats = selection_stats(scores, np.array([10, 12, 14, 15, 17]), np.array([3, 2]), CLASSES)
+    a, b = stats["per_class"]["a"], stats["per_class"]["b"]
+    assert (a["k"], a["chosen"], a["shortfall"]) == (3, 3, 0)
+    assert a["mean_confidence"] == pytest.approx((0.90 + 0.90 + 0.95) / 3)
+    assert a["mean_realism"] == pytest.approx((0.1 + 0.7 - 0.5) / 3)
+    assert a["agreement"] == pytest.approx(2 / 3)  # 14 is predicted as b
+    assert (b["k"], b["chosen"], b["shortfall"]) == (2, 2, 0)
+    assert b["mean_confidence"] == pytest.approx(0.55)
+    assert b["mean_realism"] == pytest.approx(1.5)
+    assert b["agreement"] == pytest.approx(1.0)
+    assert stats["k_total"] == 5 and stats["chosen_total"] == 5
+    assert stats["shortfall_total"] == 0 and stats["filled"] is True
+    assert stats["mean_confidence"] == pytest.approx(3.85 / 5)
+    assert stats["mean_realism"] == pytest.approx(3.3 / 5)
+    assert stats["agreement"] == pytest.approx(4 / 5)
+
+
+def test_selection_stats_for_a_class_with_nothing_chosen(scores):
+    stats = selection_stats(scores, np.array([13]), np.array([1, 2]), CLASSES)
+    b = stats["per_class"]["b"]
+    assert (b["chosen"], b["shortfall"]) == (0, 2)
+    assert b["mean_confidence"] is None and b["mean_realism"] is None and b["agreement"] is None
+    assert stats["per_class"]["a"]["agreement"] == 0.0  # 13 is predicted as b
+    assert stats["shortfall_total"] == 2 and stats["filled"] is False
+
+
+def test_selection_stats_of_an_empty_selection(scores):
+    stats = selection_stats(scores, np.zeros(0, np.int64), np.array([0, 0]), CLASSES)
+    assert stats["chosen_total"] == 0 and stats["filled"] is True
+    assert stats["mean_confidence"] is None and stats["agreement"] is None
