@@ -19,12 +19,13 @@ from pydantic.dataclasses import dataclass
 
 from ganaug.config import STRICT
 from ganaug.data.base import RawDataset, register_dataset
+from ganaug.data.classes import ClassOptions
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
 
 
 @dataclass(config=STRICT, frozen=True)
-class SklearnDigitsConfig:
+class SklearnDigitsConfig(ClassOptions):
     kind: Literal["sklearn_digits"]
 
 
@@ -49,7 +50,7 @@ DEFAULT_FONTS = [
 
 
 @dataclass(config=STRICT, frozen=True)
-class TypesetDigitsConfig:
+class TypesetDigitsConfig(ClassOptions):
     kind: Literal["typeset_digits"]
     # Font files (names without .ttf) from matplotlib's bundled fonts.
     fonts: list[str] = field(default_factory=lambda: list(DEFAULT_FONTS))
@@ -74,6 +75,7 @@ class TypesetDigitsConfig:
                 raise ValueError(f"{name}: must be >= 1, got {v}")
         if not 0 < self.fill <= 1 or not 0 < self.threshold < 1:
             raise ValueError("fill must be in (0, 1] and threshold in (0, 1)")
+        super().__post_init__()
 
 
 def font_dir() -> Path:

@@ -1,4 +1,10 @@
-"""Turn a raw dataset into the prepared format: seeded stratified splits and scarcity."""
+"""Turn a raw dataset into the prepared format: class options, seeded splits, scarcity.
+
+Order of work: load -> ``class_map`` and ``class_subset`` (see :mod:`ganaug.data.classes`) ->
+split (official, or stratified with a seed; an official split without val gets a stratified val
+carved from its train) -> ``drop_test_duplicates`` -> scarcity (source only). Duplicates are
+dropped before scarcity so the test set does not change with ``data.real_per_class``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import numpy as np
 
 from ganaug.config import DataConfig, ParamsError, parse
 from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset
+from ganaug.data.classes import apply_class_options, drop_duplicate_indices
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +41,13 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
     test split when it has one, otherwise every image.
     """
     raw = DATASET_KINDS[dataset_cfg.kind].load(dataset_cfg)
+    raw = apply_class_options(raw, dataset_cfg, f"datasets.{name}")
+    dedup = bool(getattr(dataset_cfg, "drop_test_duplicates", False))
     role = "source" if name == data_cfg.source else "target"
     if role == "source":
-        splits, split_info = _source_splits(raw, data_cfg)
+        splits, split_info = _source_splits(raw, data_cfg, dedup)
     else:
-        splits, split_info = _target_splits(raw)
+        splits, split_info = _target_splits(raw, dedup)
     meta = {
         "name": name,
         "role": role,
@@ -52,32 +61,56 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
     return Prepared(splits=splits, classes=list(raw.classes), meta=meta)
 
 
-def _target_splits(raw: RawDataset) -> tuple[dict, dict]:
+def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
+    """A target keeps its official test split (all images when it has none), nothing else."""
     empty = (raw.x[:0], raw.y[:0])
-    test = raw.split == "test" if raw.split is not None else np.ones(len(raw.y), bool)
-    return ({"train": empty, "val": empty, "test": (raw.x[test], raw.y[test])},
-            {"split": "official test split" if raw.split is not None else "all images as test"})
+    if raw.split is None:
+        test, info = np.arange(len(raw.y)), {"split": "all images as test"}
+    else:
+        test, info = np.flatnonzero(raw.split == "test"), {"split": "official test split"}
+        if dedup:
+            idx, dropped = drop_duplicate_indices(
+                raw.x, {"train": np.flatnonzero(raw.split == "train"), "val": test[:0], "test": test})
+            test, info["test_duplicates_dropped"] = idx["test"], dropped
+    return {"train": empty, "val": empty, "test": (raw.x[test], raw.y[test])}, info
 
 
-def _source_splits(raw: RawDataset, cfg: DataConfig) -> tuple[dict, dict]:
+def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tuple[dict, dict]:
     rng = np.random.default_rng(cfg.seed)
+    info: dict[str, Any] = {}
     if raw.split is not None:
         idx = {s: np.flatnonzero(raw.split == s) for s in SPLITS}
         how = "official"
+        if len(idx["val"]) == 0 and len(idx["train"]):
+            idx = _carve_val(raw.y, idx, cfg.val_fraction, rng)
+            how = f"official; val carved from train (stratified, val_fraction, seed {cfg.seed})"
     else:
         idx = stratified_split(raw.y, cfg.val_fraction, cfg.test_fraction, rng)
         how = f"stratified, seed {cfg.seed}"
     for s in ("train", "test"):
         if len(idx[s]) == 0:
             raise ParamsError(f"data.source: dataset {cfg.source!r} has an empty {s} split")
+    if dedup:
+        idx, info["test_duplicates_dropped"] = drop_duplicate_indices(raw.x, idx)
+        log.info("dropped val/test images duplicating a train image: %s",
+                 info["test_duplicates_dropped"])
     available = np.bincount(raw.y[idx["train"]], minlength=len(raw.classes))
     idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng)
     info = {
+        **info,
         "split": how,
         "scarcity": {"real_per_class": cfg.real_per_class, "real_fraction": cfg.real_fraction,
                      "train_available": available.tolist()},
     }
     return {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}, info
+
+
+def _carve_val(y: np.ndarray, idx: dict[str, np.ndarray], val_fraction: float,
+               rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Move a stratified ``val_fraction`` of the official train split into val."""
+    train = idx["train"]
+    parts = stratified_split(y[train], val_fraction, 0.0, rng)
+    return {**idx, "train": train[parts["train"]], "val": train[parts["val"]]}
 
 
 def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
