@@ -16,8 +16,10 @@ from ganaug.io import CheckpointError, atomic_path
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """``torch.save`` atomically. Written through a file object: given a path, torch names the
+    archive inside after the (random) temporary file, and the same weights would hash differently."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(path: str | Path, kind: str | None = None,
@@ -27,7 +29,8 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as exc:
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError,
+            UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
     if not isinstance(payload, dict) or "kind" not in payload:
         raise CheckpointError(f"{path}: not a checkpoint written by this project")
@@ -58,12 +61,15 @@ def classifier_payload(model: nn.Module, arch: str, kwargs: dict[str, Any],
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a classifier from its checkpoint; returns ``(model in eval mode, payload)``."""
     from ganaug.models.classifiers import CLASSIFIERS
+    from ganaug.models.transfer import without_pretrained_weights
 
     payload = load_checkpoint(path, kind="classifier")
     try:
         factory = CLASSIFIERS.get(payload["arch"])
-        model = factory(**payload["kwargs"])
-    except (KeyError, TypeError) as exc:
+        # The file holds every weight: a fine-tuned ImageNet model rebuilds offline, no cache.
+        with without_pretrained_weights():
+            model = factory(**payload["kwargs"])
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the classifier ({exc})") from exc
     load_state(model, payload["state_dict"], path, f"classifier {payload['arch']!r}")
     return model.to(device).eval(), payload
