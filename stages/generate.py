@@ -32,7 +32,8 @@ def main(argv=None) -> None:
     data = load_prepared(args.data)
     counts = data.class_counts("train")
     per_class = pool_size_per_class(counts, cfg.pool_multiplier, cfg.max_ratio)
-    meta = {"gan": args.gan, "classes": data.classes, "seed": cfg.seed,
+    meta = {"gan": args.gan, "generator": payload.get("generator_kind", "raw"),
+            "classes": data.classes, "seed": cfg.seed,
             "max_ratio": cfg.max_ratio, "pool_multiplier": cfg.pool_multiplier,
             "real_train_counts": counts.tolist()}
     generate_pool(gen, data.num_classes, per_class, payload["gen_kwargs"]["z_dim"],

@@ -1,7 +1,9 @@
-"""Stage train_gan: a class-conditional GAN on the real train split, with loss curves (dvclive)
-and fixed-noise sample grids as DVC plots."""
+"""Stage train_gan: a class-conditional GAN (or one GAN per class) on the real train split, with
+loss curves (dvclive) and fixed-noise sample grids as DVC plots."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import numpy as np
 import torch
@@ -60,14 +62,11 @@ def main(argv=None) -> None:
     save_png(f"{args.plots}/progress.png", grid(progress, nrow=data.num_classes, scale=scale))
     save_png(f"{args.plots}/real.png", grid(_real_examples(x, y, data.num_classes, per_class),
                                             nrow=per_class, scale=scale))
-    save_checkpoint(args.out, {
-        "kind": "gan", "arch": cfg.arch, "gen_kwargs": result.gen_kwargs,
-        "disc_kwargs": result.disc_kwargs,
-        "generator": {k: v.cpu() for k, v in result.generator.state_dict().items()},
-        "discriminator": {k: v.cpu() for k, v in result.discriminator.state_dict().items()},
-        "meta": {"classes": data.classes, "steps": cfg.steps, "z_dim": cfg.z_dim,
-                 "final": result.history[-1] if result.history else {}},
-    })
+    save_checkpoint(args.out, result.payload(cfg.arch, meta={
+        "classes": data.classes, "steps": cfg.steps, "z_dim": cfg.z_dim,
+        "per_class": cfg.per_class, "ema_decay": cfg.ema_decay, "warmup_steps": cfg.warmup_steps,
+        "final": result.history[-1] if result.history else {}, "config": asdict(cfg),
+    }))
     discard_resume(args.resume)
 
 

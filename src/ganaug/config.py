@@ -137,17 +137,40 @@ class ScorerConfig(TrainConfig):
 
 @dataclass(config=STRICT, frozen=True)
 class GanConfig:
+    """The GAN and how it is trained (section ``gan``).
+
+    Recommended for ``wgan_gp``: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``,
+    ``n_critic = 5``, ``gp_weight = 10``. For ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``.
+    """
+
+    # A name in ganaug.gan.GANS: dcgan, wgan_gp.
     arch: str = "dcgan"
     z_dim: int = 64
     width: int = 64
+    # Generator updates. With per_class, each class's pair gets this many (K x the compute).
     steps: int = 3000
+    # Real images per discriminator update (per class with per_class).
     batch_size: int = 64
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    # Adam's betas, for both networks.
     beta1: float = 0.5
     beta2: float = 0.999
     # Discriminator (critic) updates per generator update.
     n_critic: int = 1
+    # Weight of the gradient penalty in the critic loss; only read by archs that use one (wgan_gp).
+    gp_weight: float = 10.0
+    # Decay of the exponential moving average of the generator's weights (ramped up over the first
+    # steps: see ganaug.gan.train.ema_update); the average is the generator saved for `generate`
+    # (the raw one is kept beside it). 0 or null: off.
+    ema_decay: float | None = 0.999
+    # One independent generator/discriminator pair per class, each trained only on its class's
+    # images (the published per-class DCGAN setup), instead of one conditional GAN.
+    per_class: bool = False
+    # The first warmup_steps of `steps` train the generator by feature matching (Salimans et al.
+    # 2016: match the per-class mean of the discriminator's penultimate features on real and
+    # generated images) instead of the adversarial loss; the discriminator trains as usual. 0: off.
+    warmup_steps: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -160,6 +183,25 @@ class GanConfig:
         _positive(z_dim=self.z_dim, width=self.width, steps=self.steps, batch_size=self.batch_size,
                   n_critic=self.n_critic, checkpoint_every=self.checkpoint_every,
                   log_every=self.log_every)
+        for key in ("lr_g", "lr_d"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{key}: must be a finite number > 0, got {v}")
+        for key in ("beta1", "beta2"):
+            v = getattr(self, key)
+            if not 0 <= v < 1:
+                raise ValueError(f"{key}: Adam's beta must be in [0, 1), got {v}")
+        if not (math.isfinite(self.gp_weight) and self.gp_weight >= 0):
+            raise ValueError(f"gp_weight: must be a finite number >= 0, got {self.gp_weight}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay: must be in [0, 1) (0 or null: no EMA), got {self.ema_decay}")
+        if not 0 <= self.warmup_steps < self.steps:
+            raise ValueError(
+                f"warmup_steps: must be in [0, steps) = [0, {self.steps}), got {self.warmup_steps} "
+                f"(the warm-up is the first part of the `steps` budget)"
+            )
+        if self.seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {self.seed}")
 
 
 @dataclass(config=STRICT, frozen=True)
@@ -191,6 +233,8 @@ class ScoreConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.kid_subset_size < 2:  # the unbiased MMD estimate needs two samples per set
+            raise ValueError(f"kid_subset_size: must be >= 2, got {self.kid_subset_size}")
         _positive(batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
                   kid_subsets=self.kid_subsets, grid_per_class=self.grid_per_class)
 

@@ -3,6 +3,10 @@
 Generator: ``(z (N, z_dim), y (N,)) -> images (N, C, H, W) in [-1, 1]`` (tanh).
 Discriminator: ``(images (N, C, H, W) in [-1, 1], y (N,)) -> realism logits (N,)``, with the label
 entering by projection (Miyato & Koyama 2018): ``out = w.h + embed(y).h``.
+
+The per-class variants hold one independent (unconditional in effect) network per class and
+dispatch each row to the network of its label, with the same call signatures and constructor
+arguments as the conditional ones, so consumers cannot tell them apart.
 """
 
 from __future__ import annotations
@@ -68,9 +72,64 @@ class Discriminator(nn.Module):
         self.embed = nn.Embedding(num_classes, self.feature_dim)
         nn.init.normal_(self.embed.weight, std=0.02)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features ``(N, F)`` of images ``(N, C, H, W)`` in [-1, 1] (label-free)."""
+        return self.body(x)
+
+    def head(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Realism ``(N,)`` of features ``h (N, F)`` for labels ``y (N,)``."""
+        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.body(x)  # (N, F)
-        return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(1)  # (N,)
+        return self.head(self.features(x), y)  # (N,)
+
+
+class PerClassGenerator(nn.Module):
+    """``num_classes`` independent generators; row i of the output comes from ``members[y[i]]``.
+
+    Each member is a :class:`Generator` with a single class (its label embedding is a learned
+    constant), trained only on its class's images.
+    """
+
+    def __init__(self, z_dim: int, num_classes: int, out_channels: int, image_size: int,
+                 width: int = 64) -> None:
+        super().__init__()
+        self.z_dim, self.num_classes = z_dim, num_classes
+        self.members = nn.ModuleList(
+            Generator(z_dim, 1, out_channels, image_size, width) for _ in range(num_classes))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _dispatch(self.members, z, y)  # (N, C, H, W) in [-1, 1]
+
+
+class PerClassDiscriminator(nn.Module):
+    """``num_classes`` independent discriminators; ``out[i]`` is ``members[y[i]]``'s realism."""
+
+    def __init__(self, num_classes: int, in_channels: int, image_size: int, width: int = 64,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.members = nn.ModuleList(
+            Discriminator(1, in_channels, image_size, width, norm) for _ in range(num_classes))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return _dispatch(self.members, x, y)  # (N,)
+
+
+def _dispatch(members: nn.ModuleList, inputs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Run each member on the rows labelled with its index (as label 0 of a one-class network)."""
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(members)):
+        raise IndexError(f"labels must be in [0, {len(members)}), got {y.min()}..{y.max()}")
+    out: torch.Tensor | None = None
+    for c in y.unique().tolist():
+        rows = (y == c).nonzero().squeeze(1)                        # (N_c,)
+        part = members[c](inputs[rows], torch.zeros_like(rows))     # (N_c, ...)
+        if out is None:
+            out = part.new_empty((len(y), *part.shape[1:]))
+        out[rows] = part
+    if out is None:  # no rows: ask member 0 for the output shape
+        return members[0](inputs, y)
+    return out
 
 
 def _norm(kind: str, ch: int, size: int) -> nn.Module:
