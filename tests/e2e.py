@@ -16,7 +16,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # What a fresh clone of the project holds that the pipeline needs (outputs are not copied).
-PROJECT_FILES = ("dvc.yaml", "stages", "src", ".dvcignore", ".gitignore", ".dvc/config",
+PROJECT_FILES = ("dvc.yaml", "stages", "src", "data/raw", ".dvcignore", ".gitignore", ".dvc/config",
                  ".dvc/.gitignore", ".dvc/plots")
 
 RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)

@@ -82,6 +82,9 @@ class DataConfig:
     real_per_class: int | None = None
     # ... or this fraction of each class (null: all). At most one of the two may be set.
     real_fraction: float | None = None
+    # Validation images kept per class (null: all). Early stopping reads the whole validation split
+    # every epoch, so on a big official split (FER2013's 3,589 PublicTest images) this bounds its cost.
+    val_per_class: int | None = None
     val_fraction: float = 0.15
     test_fraction: float = 0.25
     seed: int = 0
@@ -89,8 +92,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.real_per_class is not None and self.real_fraction is not None:
             raise ValueError("real_per_class and real_fraction: set at most one of them")
-        if self.real_per_class is not None and self.real_per_class < 1:
-            raise ValueError(f"real_per_class: must be >= 1 or null, got {self.real_per_class}")
+        for key in ("real_per_class", "val_per_class"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"{key}: must be >= 1 or null, got {v}")
         if self.real_fraction is not None and not 0 < self.real_fraction <= 1:
             raise ValueError(f"real_fraction: must be in (0, 1], got {self.real_fraction}")
         for key in ("val_fraction", "test_fraction"):
@@ -113,15 +118,24 @@ class TrainConfig:
     weight_decay: float = 1e-4
     # Early stopping: stop after this many epochs without a better validation accuracy.
     patience: int = 8
-    # Random shifts of up to this many pixels (0: off). Flips are not used: digits are not symmetric.
+    # Random shifts of up to this many pixels (0: off).
     max_shift: int = 0
+    # Random horizontal flips (faces: yes; digits: no, they are not symmetric).
+    hflip: bool = False
+    # Class imbalance (FER2013: 436 disgust vs 7,215 happy): "none"; "oversample" or "undersample"
+    # every class to the largest or smallest class count each epoch; "weighted": cross-entropy
+    # weights N / (K * count of the class).
+    balance: Literal["none", "oversample", "undersample", "weighted"] = "none"
+    # "imagenet": start from torchvision's ImageNet weights (resnet18, resnet50, vgg16; width 64).
+    pretrained: str | None = None
     checkpoint_every: int = 5
 
     def __post_init__(self) -> None:
-        from ganaug.models import CLASSIFIERS
+        from ganaug.models import CLASSIFIERS, validate_pretrained
 
         if self.arch not in CLASSIFIERS:
             raise ValueError(f"arch: unknown classifier {self.arch!r}; known: {', '.join(CLASSIFIERS)}")
+        validate_pretrained(self.arch, self.pretrained, self.width)
         _positive(width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                   patience=self.patience, checkpoint_every=self.checkpoint_every)
         if self.lr <= 0 or self.weight_decay < 0 or self.max_shift < 0:

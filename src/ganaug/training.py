@@ -76,9 +76,14 @@ def train_classifier(
     c, h, w = x_train.shape[1:]
     arch_kwargs = {"in_channels": int(c), "num_classes": int(num_classes), "image_size": int(h),
                    "width": cfg.width}
+    if cfg.pretrained is not None:  # only the transfer-learning models take it
+        arch_kwargs["pretrained"] = cfg.pretrained
     torch.manual_seed(seed)
     model = CLASSIFIERS.get(cfg.arch)(**arch_kwargs).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    counts = np.bincount(np.asarray(y_train, np.int64), minlength=num_classes)
+    if class_weights is None and cfg.balance == "weighted":
+        class_weights = balanced_class_weights(counts)
     weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
     loss_fn = nn.CrossEntropyLoss(weight=None if weight is None else weight.to(device))
 
@@ -121,16 +126,55 @@ def train_classifier(
     return TrainResult(model.eval(), arch_kwargs, state)
 
 
+def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
+    """Cross-entropy weights ``N / (K * n_c)`` over the K classes present (0 for absent ones)."""
+    counts = np.asarray(counts, np.float64)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+def epoch_order(y: torch.Tensor, balance: str, g: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch, shuffled: all once ("none", "weighted"), or every present class
+    drawn to the largest class count with replacement ("oversample") or to the smallest without
+    ("undersample")."""
+    if balance not in ("oversample", "undersample"):
+        return torch.randperm(len(y), generator=g)
+    y = y.cpu()
+    members = [(y == c).nonzero().squeeze(1) for c in torch.unique(y)]
+    sizes = [len(m) for m in members]
+    target = max(sizes) if balance == "oversample" else min(sizes)
+    parts = []
+    for m in members:
+        if balance == "oversample":  # every image at least once, the rest drawn with replacement
+            extra = m[torch.randint(0, len(m), (target - len(m),), generator=g)]
+            parts.append(torch.cat([m, extra]))
+        else:
+            parts.append(m[torch.randperm(len(m), generator=g)[:target]])
+    order = torch.cat(parts)
+    return order[torch.randperm(len(order), generator=g)]
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """Random shifts and, with ``cfg.hflip``, horizontal flips of half the images, in [-1, 1]."""
+    x = random_shift(x, cfg.max_shift, g)
+    if cfg.hflip:
+        flip = (torch.rand(len(x), generator=g) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    return x
+
+
 def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
                xt: torch.Tensor, yt: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> float:
     model.train()
-    order = torch.randperm(len(yt), generator=g).to(xt.device)
+    order = epoch_order(yt, cfg.balance, g).to(xt.device)
     total, seen = 0.0, 0
     for start in range(0, len(order), cfg.batch_size):
         idx = order[start: start + cfg.batch_size]
         if len(idx) < 2:  # batch norm needs two samples; drop a lone straggler
             continue
-        xb = random_shift(to_model_range(xt[idx]), cfg.max_shift, g)  # (B, C, H, W) in [-1, 1]
+        xb = augment(to_model_range(xt[idx]), cfg, g)  # (B, C, H, W) in [-1, 1]
         loss = loss_fn(model(xb), yt[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()

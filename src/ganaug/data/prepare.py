@@ -96,10 +96,12 @@ def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tup
                  info["test_duplicates_dropped"])
     available = np.bincount(raw.y[idx["train"]], minlength=len(raw.classes))
     idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng)
+    idx["val"] = scarce_subset(raw.y, idx["val"], cfg.val_per_class, None, rng)
     info = {
         **info,
         "split": how,
         "scarcity": {"real_per_class": cfg.real_per_class, "real_fraction": cfg.real_fraction,
+                     "val_per_class": cfg.val_per_class,
                      "train_available": available.tolist()},
     }
     return {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}, info
