@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.config import ScoreConfig
+from ganaug.config import ParamsError, ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.gan import load_gan
 from ganaug.io import atomic_path, save_json
@@ -15,7 +15,7 @@ from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool
 from ganaug.report_figures import score_figures
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.scoring import fid_report, score_images, score_summary
+from ganaug.scoring import fid_report, fid_subset, score_images, score_summary
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.tensors import batched
 
@@ -29,6 +29,8 @@ def build_parser():
     p.add_argument("--out", required=True, help="directory for scores.csv and features.npz")
     p.add_argument("--metrics", required=True, help="JSON with FID/KID and score summaries")
     p.add_argument("--plots", required=True, help="directory for score histograms and sample grids")
+    p.add_argument("--external", required=True,
+                   help="directory of fetched weights (inception.pth when score.features has it)")
     return p
 
 
@@ -50,15 +52,41 @@ def main(argv=None) -> None:
     table, fake_feats = score_images(images, labels, scorer, disc, cfg.batch_size, device)
     x_real, y_real = data.split("train")
     real_feats = batched(scorer.features, x_real, cfg.batch_size, device).numpy().astype(np.float32)
-    fid = fid_report(real_feats, y_real, fake_feats, labels, data.classes, feature_space="scorer",
-                     subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)
+    subset = fid_subset(labels, cfg.fid_per_class, cfg.seed)
+    kw = {"subset_size": cfg.kid_subset_size, "subsets": cfg.kid_subsets, "seed": cfg.seed}
+    fid = fid_report(real_feats, y_real, fake_feats[subset], labels[subset], data.classes,
+                     feature_space="scorer", **kw)
+    other = {}
+    if "inception" in cfg.features:
+        other["inception"] = inception_report(args.external, images, labels, subset, data, cfg,
+                                              device, kw)
 
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         table.to_csv(tmp / "scores.csv", index=False)
         np.savez(tmp / "features.npz", pool=fake_feats, real=real_feats, real_labels=y_real)
-    save_json(args.metrics, {"fid_kid": fid, "scores": score_summary(table, data.classes)})
+    save_json(args.metrics, {"fid_kid": fid, "other_feature_spaces": other,
+                             "scores": score_summary(table, data.classes)})
     score_figures(table, images, data.classes, Path(args.plots), per_class=cfg.grid_per_class)
+
+
+def inception_report(external: str, images, labels, subset, data, cfg: ScoreConfig, device,
+                     kw: dict) -> dict:
+    """FID/KID overall and per class in the standard FID Inception feature space."""
+    from ganaug.inception import FEATURE_SPACE, RESIZE, inception_features, load_fid_inception
+
+    weights = Path(external) / "inception.pth"
+    if not weights.is_file():
+        raise ParamsError(
+            f"score.features lists inception, but {weights} does not exist: add fetch.inception "
+            f"(url and sha256 of the FID Inception weights, see README.md) to params.yaml so that "
+            f"the fetch@inception stage provides it")
+    net = load_fid_inception(weights, device)
+    x_real, y_real = data.split("train")
+    real = inception_features(x_real, net, cfg.batch_size, device)
+    fake = inception_features(images[subset], net, cfg.batch_size, device)
+    return fid_report(real, y_real, fake, labels[subset], data.classes,
+                      feature_space=FEATURE_SPACE, resize=RESIZE, **kw)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,9 @@ def test_every_field_rejects_a_wrong_type(section, key):
     (GanConfig, "gan", {"z_dim": 2.5}, "gan.z_dim: Input should be a valid integer"),
     (GanConfig, "gan", {"z_dim": 2.0}, "gan.z_dim: Input should be a valid integer"),  # strict
     (GanConfig, "gan", {"steps": True}, "gan.steps: Input should be a valid integer"),
-    (ScoreConfig, "score", {"features": "inception"}, "score.features: Input should be 'scorer'"),
+    (ScoreConfig, "score", {"features": "inception"}, "score.features: Input should be a valid list"),
+    (ScoreConfig, "score", {"features": ["scorer", "clip"]},
+     "score.features.1: Input should be 'scorer' or 'inception'"),
     (SELECT_CONFIGS["confidence"], "select.confidence", {"require_correct": "yes"},
      "select.confidence.require_correct: Input should be a valid boolean"),
     (SELECT_CONFIGS["confidence"], "select.confidence", {"require_correct": 1},

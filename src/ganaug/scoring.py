@@ -49,11 +49,22 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: nn.Module, disc
     return table, feats
 
 
+def fid_subset(labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` images of each class (all when None), seeded."""
+    labels = np.asarray(labels)
+    if per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    keep = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(keep))
+
+
 def fid_report(real_feats: np.ndarray, real_labels: np.ndarray, fake_feats: np.ndarray,
                fake_labels: np.ndarray, classes: list[str], *, feature_space: str,
-               subset_size: int, subsets: int, seed: int) -> dict[str, Any]:
+               subset_size: int, subsets: int, seed: int, resize: str = "none") -> dict[str, Any]:
     """FID/KID overall and per class (each class against the real images of that class)."""
-    kw = dict(feature_space=feature_space, subset_size=subset_size, subsets=subsets, seed=seed)
+    kw = dict(feature_space=feature_space, subset_size=subset_size, subsets=subsets, seed=seed,
+              resize=resize)
     report = {"overall": compare(real_feats, fake_feats, **kw), "per_class": {}}
     for c, name in enumerate(classes):
         report["per_class"][name] = compare(real_feats[real_labels == c],

@@ -1,0 +1,201 @@
+"""External files: fetched (or found in torch's hub cache), checked against a sha256, written
+atomically; offline and mismatch errors say what to do. Everything here is local (file:// URLs or
+a replaced downloader): no test touches the network."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch.hub
+import yaml
+
+from ganaug.config import ParamsError, parse
+from ganaug.external import (
+    ExternalFileError,
+    ExternalFileUnavailable,
+    FetchConfig,
+    check_digest_spec,
+    digest_matches,
+    fetch_file,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NAME = "weights-2015-12-05-abc.pth"
+CONTENT = b"pretend these are weights\n" * 1000
+DIGEST = hashlib.sha256(CONTENT).hexdigest()
+REMOTE = "https://example.invalid/releases/" + NAME
+
+
+@pytest.fixture
+def remote(tmp_path) -> Path:
+    """A file served by a file:// URL."""
+    path = tmp_path / "remote" / NAME
+    path.parent.mkdir()
+    path.write_bytes(CONTENT)
+    return path
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    def refuse(url, dst, *args, **kwargs):
+        raise AssertionError(f"unexpected download of {url}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+# ------------------------------------------------------------------------------------------
+# Digests
+# ------------------------------------------------------------------------------------------
+
+
+def test_digest_spec_accepts_full_digests_and_prefixes_of_8_or_more():
+    assert check_digest_spec(DIGEST.upper()) == DIGEST
+    assert check_digest_spec(DIGEST[:8]) == DIGEST[:8]
+    for bad in ("", DIGEST[:7], DIGEST + "0", "z" * 64, "6726825d "):
+        with pytest.raises(ValueError, match="sha256"):
+            check_digest_spec(bad)
+
+
+def test_digest_matches_full_digest_or_prefix():
+    assert digest_matches(DIGEST, DIGEST)
+    assert digest_matches(DIGEST, DIGEST[:8].upper())
+    assert not digest_matches(DIGEST, DIGEST[1:9])
+    assert not digest_matches(DIGEST, "0" * 64)
+
+
+def test_fetch_config_is_strict_and_names_the_key():
+    cfg = parse(FetchConfig, {"url": REMOTE, "sha256": DIGEST}, "fetch.inception")
+    assert (cfg.url, cfg.sha256) == (REMOTE, DIGEST)
+    with pytest.raises(ParamsError, match=r"fetch.inception.md5: unknown key"):
+        parse(FetchConfig, {"url": REMOTE, "sha256": DIGEST, "md5": "x"}, "fetch.inception")
+    with pytest.raises(ParamsError, match=r"fetch.inception.sha256"):
+        parse(FetchConfig, {"url": REMOTE, "sha256": 1234}, "fetch.inception")
+    with pytest.raises(ParamsError, match=r"fetch.inception: .*prefix of at least 8"):
+        parse(FetchConfig, {"url": REMOTE, "sha256": "abc"}, "fetch.inception")
+    with pytest.raises(ParamsError, match=r"fetch.inception: url"):
+        parse(FetchConfig, {"url": "https://example.invalid/", "sha256": DIGEST}, "fetch.inception")
+
+
+# ------------------------------------------------------------------------------------------
+# fetch_file
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("digest", [DIGEST, DIGEST[:8]], ids=["full", "prefix"])
+def test_download_is_verified_and_written(tmp_path, remote, digest):
+    dest = tmp_path / "models" / "external" / "w.pth"
+    assert fetch_file("w", remote.as_uri(), digest, dest, search_dirs=[tmp_path / "cache"]) == dest
+    assert dest.read_bytes() == CONTENT
+    assert leftovers(dest.parent) == ["w.pth"]
+
+
+def test_a_file_in_a_search_dir_is_used_without_download(tmp_path, no_download):
+    first, second = tmp_path / "first", tmp_path / "second"
+    second.mkdir()
+    (second / NAME).write_bytes(CONTENT)
+    dest = tmp_path / "out" / "w.pth"
+    fetch_file("w", REMOTE, DIGEST, dest, search_dirs=[first, second])
+    assert dest.read_bytes() == CONTENT
+    assert (second / NAME).read_bytes() == CONTENT  # copied, not moved
+
+
+def test_the_default_search_dir_is_torch_hub_checkpoints(tmp_path, monkeypatch, no_download):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    (cache / NAME).write_bytes(CONTENT)
+    fetch_file("w", REMOTE, DIGEST, tmp_path / "w.pth")
+    assert (tmp_path / "w.pth").read_bytes() == CONTENT
+
+
+@pytest.mark.parametrize("found_locally", [False, True], ids=["downloaded", "search-dir"])
+def test_a_digest_mismatch_names_the_file_and_both_digests_and_writes_nothing(
+        tmp_path, remote, found_locally):
+    wrong = "0" * 64
+    cache = tmp_path / "cache"
+    if found_locally:
+        cache.mkdir()
+        (cache / NAME).write_bytes(CONTENT)
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(ExternalFileError, match="sha256 mismatch") as err:
+        fetch_file("w", remote.as_uri(), wrong, dest, search_dirs=[cache])
+    assert NAME in str(err.value) and wrong in str(err.value) and DIGEST in str(err.value)
+    assert leftovers(dest.parent) == []
+
+
+def test_a_mismatch_leaves_an_existing_dest_untouched(tmp_path, remote):
+    dest = tmp_path / "w.pth"
+    dest.write_bytes(b"old")
+    with pytest.raises(ExternalFileError):
+        fetch_file("w", remote.as_uri(), "f" * 64, dest, search_dirs=[])
+    assert dest.read_bytes() == b"old"
+    assert leftovers(tmp_path) == ["remote", "w.pth"]
+
+
+@pytest.mark.parametrize("error", [
+    urllib.error.URLError("[Errno -3] Temporary failure in name resolution"),
+    TimeoutError("timed out"),
+    ConnectionResetError("connection reset by peer"),
+    urllib.error.HTTPError(REMOTE, 404, "Not Found", None, None),
+], ids=["urlerror", "timeout", "reset", "http404"])
+def test_offline_says_where_to_place_the_file(tmp_path, monkeypatch, error):
+    def fail(url, dst, *args, **kwargs):
+        Path(dst).write_bytes(b"partial")  # a half-written file must not survive
+        raise error
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    dirs = [tmp_path / "hub" / "checkpoints", tmp_path / "elsewhere"]
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(ExternalFileUnavailable) as err:
+        fetch_file("inception", REMOTE, DIGEST, dest, search_dirs=dirs)
+    msg = str(err.value)
+    assert isinstance(err.value, ValueError)
+    for part in ("inception", REMOTE, NAME, str(dirs[0]), str(dirs[1]), DIGEST, "sha256"):
+        assert part in msg, part
+    assert leftovers(dest.parent) == []
+
+
+# ------------------------------------------------------------------------------------------
+# The stage, through its real entry point
+# ------------------------------------------------------------------------------------------
+
+
+def run_fetch(tmp_path: Path, url: str, digest: str, *extra: str) -> subprocess.CompletedProcess:
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"fetch": {"inception": {"url": url, "sha256": digest}}}))
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / "torch"))  # an empty hub cache
+    return subprocess.run(
+        [sys.executable, "-m", "stages.fetch", "--name", "inception", "--out",
+         str(tmp_path / "models" / "inception.pth"), "--params", str(params), *extra],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_stage_fetches_a_file_url(tmp_path, remote):
+    proc = run_fetch(tmp_path, remote.as_uri(), DIGEST)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "models" / "inception.pth").read_bytes() == CONTENT
+
+
+def test_stage_fails_cleanly_on_a_digest_mismatch(tmp_path, remote):
+    proc = run_fetch(tmp_path, remote.as_uri(), "0" * 64)
+    assert proc.returncode == 1
+    assert NAME in proc.stderr and "sha256 mismatch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert leftovers(tmp_path / "models") == []
+
+
+def test_stage_declares_its_params_section():
+    from stages import fetch
+
+    args = fetch.build_parser().parse_args(["--name", "inception", "--out", "x.pth"])
+    assert fetch.declared_params(args) == ["fetch.inception"]
