@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("dvc.yaml", "stages", "src", "data/raw", ".dvcignore", ".gitignore", ".dvc/config",
+PROJECT = ("dvc.yaml", "stages", "src", "data/raw", "data/refine/base", "metrics/refine/.gitkeep",
+           "models/external/.gitkeep", ".dvcignore", ".gitignore", ".dvc/config",
            ".dvc/.gitignore", ".dvc/plots")
 
 

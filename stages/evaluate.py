@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ganaug.data import load_prepared
 from ganaug.evaluation import align_to_source, evaluate_classifier
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
 from ganaug.runtime import resolve_device
 from ganaug.stage import exit_with, parser, read_params
+
+# Test sets every evaluation adds when the synthetic test set is not empty.
+SYNTHETIC_TEST, MIXED_TEST = "synthetic", "mixed"
 
 # What the report needs to know about how the model was trained (from its checkpoint).
 TRAIN_META = ("train_counts", "synthetic_only", "epochs_run", "best_epoch", "best_val_accuracy")
@@ -23,7 +28,10 @@ def build_parser():
     p.add_argument("--out", required=True, help="JSON metrics to write")
     p.add_argument("--plots", required=True, help="directory for confusion-matrix plot data")
     p.add_argument("--strategy", required=True, help="run identity: strategy (none: baseline)")
-    p.add_argument("--ratio", required=True, help="run identity: ratio, or 'synthetic'")
+    p.add_argument("--ratio", required=True,
+                   help="run identity: ratio, 'synthetic' (synthetic only) or a refinement round")
+    p.add_argument("--synthetic-test", required=True,
+                   help="prepared npz of the held-out synthetic test set (may be empty)")
     p.add_argument("--seed", required=True, type=int, help="run identity: seed")
     p.add_argument("--batch-size", type=int, default=1024)
     return p
@@ -44,6 +52,12 @@ def main(argv=None) -> None:
     test_sets = {source_name: (*source.split("test"), {"conversion": []})}
     for target in params["study"]["targets"]:
         test_sets[target] = align_to_source(load_prepared(data_dir / f"{target}.npz"), source)
+    x_syn, y_syn = load_prepared(args.synthetic_test).split("test")
+    if len(y_syn):  # train on real / test on synthetic, and train and test on the mix
+        test_sets[SYNTHETIC_TEST] = (x_syn, y_syn, {"conversion": []})
+        x_src, y_src = source.split("test")
+        test_sets[MIXED_TEST] = (np.concatenate([x_src, x_syn]), np.concatenate([y_src, y_syn]),
+                                 {"conversion": [], "parts": [source_name, SYNTHETIC_TEST]})
 
     results, confusion_rows = {}, {}
     for name, (x, y, info) in test_sets.items():
@@ -52,12 +66,20 @@ def main(argv=None) -> None:
         results[name] = {**m, **info}
         confusion_rows[name] = [{"actual": source.classes[a], "predicted": source.classes[p]}
                                 for a, p in zip(y.tolist(), pred.tolist(), strict=True)]
-    ratio = args.ratio if args.ratio == "synthetic" else float(args.ratio)
+    ratio = _number_or_name(args.ratio)
     train_meta = {k: payload["meta"][k] for k in TRAIN_META if k in payload["meta"]}
     save_json(args.out, {"run": {"strategy": args.strategy, "ratio": ratio, "seed": args.seed},
-                         "source": source_name, "train": train_meta, "test": results})
+                         "source": source_name, "classes": source.classes, "train": train_meta,
+                         "test": results})
     for name, rows in confusion_rows.items():
         save_json(Path(args.plots) / f"{name}.json", rows)
+
+
+def _number_or_name(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 if __name__ == "__main__":

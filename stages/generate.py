@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ganaug.config import GenerateConfig
-from ganaug.data import load_prepared
+from ganaug.data import Prepared, load_prepared, save_prepared
 from ganaug.gan import load_gan
-from ganaug.pool import generate_pool, pool_size_per_class
+from ganaug.pool import generate_images, generate_pool, pool_size_per_class
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
+
+TEST_SEED_OFFSET = 1_000_003
 
 
 def build_parser():
@@ -15,6 +17,8 @@ def build_parser():
     p.add_argument("--gan", required=True, help="GAN checkpoint")
     p.add_argument("--data", required=True, help="prepared source npz (real class counts)")
     p.add_argument("--out", required=True, help="pool directory to write")
+    p.add_argument("--test-out", required=True,
+                   help="prepared npz of the held-out synthetic test set (generate.test_per_class)")
     return p
 
 
@@ -36,8 +40,17 @@ def main(argv=None) -> None:
             "classes": data.classes, "seed": cfg.seed,
             "max_ratio": cfg.max_ratio, "pool_multiplier": cfg.pool_multiplier,
             "real_train_counts": counts.tolist()}
-    generate_pool(gen, data.num_classes, per_class, payload["gen_kwargs"]["z_dim"],
-                  cfg.batch_size, cfg.seed, device, args.out, meta)
+    z_dim = payload["gen_kwargs"]["z_dim"]
+    generate_pool(gen, data.num_classes, per_class, z_dim, cfg.batch_size, cfg.seed, device,
+                  args.out, meta)
+    # Other noise than the pool's (another seed), so no test image is a pool image.
+    x, y = generate_images(gen, data.num_classes, cfg.test_per_class, z_dim, cfg.batch_size,
+                           cfg.seed + TEST_SEED_OFFSET, device)
+    empty = (x[:0], y[:0])
+    save_prepared(args.test_out, Prepared(
+        splits={"train": empty, "val": empty, "test": (x, y)}, classes=data.classes,
+        meta={"name": "synthetic", "role": "synthetic test", "gan": args.gan,
+              "per_class": cfg.test_per_class, "seed": cfg.seed + TEST_SEED_OFFSET}))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ganaug.config import ReportConfig, StudyConfig
+from ganaug.config import RefineConfig, ReportConfig, StudyConfig
 from ganaug.io import atomic_path, load_json, save_json
 from ganaug.report import (
+    BASELINE,
+    MIXED_TEST,
+    SYNTHETIC,
+    SYNTHETIC_TEST,
     collect,
     curves,
     expected_runs,
+    load_json_dir,
     load_select_stats,
     peaks,
     render_markdown,
+    run_key,
     summarise,
 )
-from ganaug.report_figures import accuracy_vs_ratio_figure
+from ganaug.report_figures import accuracy_vs_ratio_figure, confusion_figure, gan_losses_figure
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -25,15 +31,17 @@ def build_parser():
     p = parser(__doc__)
     p.add_argument("--eval", required=True, help="directory of evaluation JSON files")
     p.add_argument("--select", required=True, help="directory of selection stats JSON files")
+    p.add_argument("--refine", required=True, help="directory of refinement round stats")
     p.add_argument("--score", required=True, help="score metrics JSON")
+    p.add_argument("--gan-curves", required=True, help="directory of the GAN's loss curves (TSV)")
     p.add_argument("--figures", nargs="*", default=[], help="extra images to show in the report")
     p.add_argument("--summary", required=True, help="summary metrics JSON to write")
-    p.add_argument("--plots", required=True, help="directory for plot data, the PNG and the report")
+    p.add_argument("--plots", required=True, help="directory for plot data, the PNGs and the report")
     return p
 
 
 def declared_params(args) -> list[str]:
-    return ["study", "report", "data.source"]
+    return ["study", "report", "refine", "data.source"]
 
 
 def main(argv=None) -> None:
@@ -41,30 +49,69 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     study = load_section(params, "study", StudyConfig)
     cfg = load_section(params, "report", ReportConfig)
+    refine = load_section(params, "refine", RefineConfig)
     source = params["data"]["source"]
-    test_sets = [source, *study.targets]
 
-    df = collect(args.eval, expected_runs(study.strategies, study.ratios, study.seeds))
+    runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds))
+    df = collect(args.eval, runs)
+    found = set(df.test_set)
+    test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
     results = summarise(df, test_sets, cfg.confidence_level)
+    curve_sets = [source, *study.targets]
+    score = load_json(args.score)
     summary = {"source": source, "test_sets": test_sets, "seeds": list(study.seeds),
                "confidence_level": cfg.confidence_level, "results": results,
-               "peak_ratio": peaks(results, test_sets)}
-    score = load_json(args.score)
-    summary["pool"] = {k: score["fid_kid"]["overall"][k]
-                       for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}
+               "peak_ratio": peaks(results, curve_sets),
+               "pool": {k: score["fid_kid"]["overall"][k]
+                        for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}}
 
     plots = Path(args.plots)
-    curve = curves(results, test_sets)
-    with atomic_path(plots / "accuracy_vs_ratio.csv") as tmp:
-        curve.to_csv(tmp, index=False)
-    accuracy_vs_ratio_figure(curve, test_sets, plots / "accuracy_vs_ratio.png")
-    figures = {"accuracy": "accuracy_vs_ratio.png"}
-    figures.update({Path(f).stem: os.path.relpath(f, plots) for f in args.figures})
+    figures = write_figures(args, plots, results, curve_sets, study, source)
     md = render_markdown(summary=summary, df=df, select_stats=load_select_stats(args.select),
-                         score=score, study=study, source=source, figures=figures)
+                         score=score, study=study, source=source, figures=figures,
+                         refine=refine, refine_stats=load_json_dir(args.refine))
     with atomic_path(plots / "README.md") as tmp:
         tmp.write_text(md + "\n")
     save_json(args.summary, summary)
+
+
+def write_figures(args, plots: Path, results: dict, curve_sets: list[str], study,
+                  source: str) -> dict[str, str]:
+    """The report's own figures; returns name -> path relative to the report."""
+    curve = curves(results, curve_sets)
+    with atomic_path(plots / "accuracy_vs_ratio.csv") as tmp:
+        curve.to_csv(tmp, index=False)
+    accuracy_vs_ratio_figure(curve, curve_sets, plots / "accuracy_vs_ratio.png")
+    figures = {"accuracy": "accuracy_vs_ratio.png"}
+    if gan_losses_figure(args.gan_curves, plots / "gan_losses.png"):
+        figures["gan_losses"] = "gan_losses.png"
+    matrices, classes = confusion_matrices(args.eval, results, study, source)
+    confusion_figure(matrices, classes, plots / "confusion.png")
+    figures["confusion"] = "confusion.png"
+    figures.update({Path(f).stem: os.path.relpath(f, plots) for f in args.figures})
+    return figures
+
+
+def confusion_matrices(eval_dir: str, results: dict, study, source: str):
+    """Source-test confusion matrices of the first seed: the baseline, each strategy at its peak
+    ratio, and each synthetic-only model."""
+    seed = study.seeds[0]
+    wanted = {"real only": (*BASELINE, seed)}
+    for s in study.strategies:
+        by_ratio = {r: v for r, v in results[s].items() if r != SYNTHETIC}
+        best = max(by_ratio, key=lambda r: by_ratio[r][source]["accuracy"]["mean"])
+        wanted[f"{s} {best}x"] = (s, best, seed)
+        wanted[f"{s} synthetic only"] = (s, SYNTHETIC, seed)
+    by_key = {}
+    for path in Path(eval_dir).glob("*.json"):
+        m = load_json(path)
+        by_key[run_key(m["run"]["strategy"], m["run"]["ratio"], m["run"]["seed"])] = m
+    matrices, classes = {}, None
+    for title, run in wanted.items():
+        m = by_key[run_key(*run)]
+        matrices[title] = m["test"][source]["confusion"]
+        classes = m["classes"]
+    return matrices, classes
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from ganaug.config import SELECT_CONFIGS, ParamsError
 from ganaug.data import load_prepared
 from ganaug.fid import compare
 from ganaug.io import DataFileError, load_npz, save_json, save_npy
-from ganaug.selection import STRATEGIES, check_pool_capacity, k_per_class, selection_stats
+from ganaug.selection import STRATEGIES, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -41,15 +41,8 @@ def main(argv=None) -> None:
     scores = _read_scores(f"{args.scores}/scores.csv")
     feats = load_npz(f"{args.scores}/features.npz", ("pool", "real"))
 
-    k = k_per_class(data.class_counts("train"), args.ratio)
-    check_pool_capacity(scores, k, args.ratio, data.classes)
-    chosen = np.asarray(STRATEGIES.get(args.strategy)(scores, k, cfg), dtype=np.int64)
-    stats = selection_stats(scores, chosen, k, data.classes)
-    if len(chosen) == 0:
-        raise ValueError(
-            f"select@{args.strategy}-{args.ratio}: no pool image passed the strategy "
-            f"(see select.{args.strategy} in params.yaml); nothing to train on"
-        )
+    chosen, stats = choose(scores, data.class_counts("train"), args.ratio, args.strategy, cfg,
+                           data.classes)
     stats["fid_kid_vs_real"] = compare(
         feats["real"], feats["pool"][chosen], feature_space="scorer",
         subset_size=params["score"]["kid_subset_size"], subsets=params["score"]["kid_subsets"],

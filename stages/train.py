@@ -10,7 +10,7 @@ from ganaug.config import TrainConfig
 from ganaug.data import load_prepared
 from ganaug.io import load_npy
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
-from ganaug.pool import load_pool
+from ganaug.pool import load_pool, load_selected
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.training import discard_resume, train_classifier
@@ -21,6 +21,7 @@ def build_parser():
     p.add_argument("--real", required=True, help="prepared source npz")
     p.add_argument("--pool", help="pool directory (with --selection)")
     p.add_argument("--selection", help="npy of chosen pool indices")
+    p.add_argument("--selected", help="npz of selected images x and labels y (a refinement round)")
     p.add_argument("--synthetic-only", action="store_true", help="train on the selection alone")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
@@ -35,19 +36,29 @@ def declared_params(args) -> list[str]:
 def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
     """Real train images plus the selected pool images (or the selection alone)."""
     x_real, y_real = data.split("train")
-    if args.selection is None:
+    if args.selected is not None:
+        x_syn, y_syn = load_selected(args.selected)
+    elif args.selection is not None:
+        x_syn, y_syn = selected_from_pool(args.pool, args.selection)
+    else:
         return x_real, y_real, {"real": int(len(y_real)), "synthetic": 0}
-    if args.pool is None:
-        raise ValueError("--selection needs --pool")
-    images, labels, _ = load_pool(args.pool)
-    chosen = load_npy(args.selection)
-    if chosen.ndim != 1 or (len(chosen) and (chosen.min() < 0 or chosen.max() >= len(labels))):
-        raise ValueError(f"{args.selection}: indices must lie in [0, {len(labels)})")
-    x_syn, y_syn = np.asarray(images[np.sort(chosen)]), labels[np.sort(chosen)]
+    if x_syn.shape[1:] != x_real.shape[1:]:
+        raise ValueError(f"synthetic images {x_syn.shape[1:]} do not match the real ones "
+                         f"{x_real.shape[1:]}")
     if args.synthetic_only:
         return x_syn, y_syn, {"real": 0, "synthetic": int(len(y_syn))}
     return (np.concatenate([x_real, x_syn]), np.concatenate([y_real, y_syn]),
             {"real": int(len(y_real)), "synthetic": int(len(y_syn))})
+
+
+def selected_from_pool(pool: str | None, selection: str) -> tuple[np.ndarray, np.ndarray]:
+    if pool is None:
+        raise ValueError("--selection needs --pool")
+    images, labels, _ = load_pool(pool)
+    chosen = np.sort(load_npy(selection))
+    if chosen.ndim != 1 or (len(chosen) and (chosen.min() < 0 or chosen.max() >= len(labels))):
+        raise ValueError(f"{selection}: indices must lie in [0, {len(labels)})")
+    return np.asarray(images[chosen]), labels[chosen]
 
 
 def main(argv=None) -> None:
@@ -61,7 +72,8 @@ def main(argv=None) -> None:
     result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed, device,
                               resume_path=args.resume)
     meta = {"classes": data.classes, "seed": args.seed, "train_counts": counts,
-            "selection": args.selection, "synthetic_only": args.synthetic_only, **result.summary}
+            "selection": args.selection or args.selected, "synthetic_only": args.synthetic_only,
+            **result.summary}
     save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
     discard_resume(args.resume)
 

@@ -16,8 +16,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # What a fresh clone of the project holds that the pipeline needs (outputs are not copied).
-PROJECT_FILES = ("dvc.yaml", "stages", "src", "data/raw", ".dvcignore", ".gitignore", ".dvc/config",
-                 ".dvc/.gitignore", ".dvc/plots")
+PROJECT_FILES = ("dvc.yaml", "stages", "src", "data/raw", "data/refine/base",
+                 "metrics/refine/.gitkeep", "models/external/.gitkeep", ".dvcignore",
+                 ".gitignore", ".dvc/config", ".dvc/.gitignore", ".dvc/plots")
 
 RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
@@ -27,6 +28,8 @@ def study_env(repo: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(repo / "src") + os.pathsep + env.get("PYTHONPATH", "")
     env["GANAUG_DEVICE"] = "cpu"
+    # The tiny study's networks run faster on one thread, and tests may run two at a time.
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = "1"
     env["DVC_NO_ANALYTICS"] = "1"
     env["GIT_AUTHOR_NAME"] = env["GIT_COMMITTER_NAME"] = "ganaug tests"
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = "tests@example.invalid"

@@ -50,7 +50,7 @@ def two_copies(tiny_study, tmp_path):
 
 
 def test_train_gan_killed_resumes_to_the_same_weights(two_copies):
-    changes = {"gan.steps": 400, "gan.checkpoint_every": 25, "gan.log_every": 25}
+    changes = {"gan.steps": 200, "gan.checkpoint_every": 10, "gan.log_every": 10}
     for repo in two_copies:
         edit_params(repo, **changes)
     straight, killed = two_copies
@@ -67,7 +67,7 @@ def test_train_gan_killed_resumes_to_the_same_weights(two_copies):
 
 
 def test_train_killed_resumes_to_the_same_weights(two_copies):
-    changes = {"classifier.epochs": 60, "classifier.patience": 60,
+    changes = {"classifier.epochs": 30, "classifier.patience": 30,
                "classifier.checkpoint_every": 2}
     for repo in two_copies:
         edit_params(repo, **changes)

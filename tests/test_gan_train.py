@@ -210,6 +210,7 @@ def test_the_stages_train_a_per_class_wgan_gp_and_generate_from_its_ema(tmp_path
     assert payload["meta"]["steps"] == 4 and payload["meta"]["per_class"]
     assert run(generate.main, ["--gan", str(tmp_path / "gan.pt"), "--data",
                                str(tmp_path / "src.npz"), "--out", str(tmp_path / "pool"),
+                               "--test-out", str(tmp_path / "synthetic_test.npz"),
                                "--params", str(tmp_path / "params.yaml")]) == 0
     images, labels = np.load(tmp_path / "pool/images.npy"), np.load(tmp_path / "pool/labels.npy")
     assert images.shape == (9, 1, 8, 8) and labels.tolist() == [0] * 3 + [1] * 3 + [2] * 3

@@ -36,17 +36,24 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
     expected |= {f"train_baseline@{s}" for s in seeds} | {f"evaluate_baseline@{s}" for s in seeds}
     expected |= {f"train_synthetic@{st}-{s}" for st in strategies for s in seeds}
     expected |= {f"evaluate_synthetic@{st}-{s}" for st in strategies for s in seeds}
+    rounds = read_yaml(TINY)["refine"]["rounds"]
+    expected |= {f"refine@{r}" for r in rounds}
+    expected |= {f"{st}@{r}-{s}" for st in ("train_refine", "evaluate_refine")
+                 for r in rounds for s in seeds}
     assert ran == expected
 
     summary = json.loads((repo / "metrics/summary.json").read_text())
-    assert summary["test_sets"] == ["digits", "typeset"]
+    assert summary["test_sets"] == ["digits", "typeset", "synthetic", "mixed"]
     for strategy in ["none", *strategies]:
         for test_set in ("digits", "typeset"):
             ratios = ["0"] if strategy == "none" else ["1", "synthetic"]
             for r in ratios:
                 acc = summary["results"][strategy][r][test_set]["accuracy"]
                 assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == len(seeds)
+    for r in rounds:
+        assert summary["results"]["refine"][r]["digits"]["accuracy"]["n"] == len(seeds)
     for path in ("plots/report/README.md", "plots/report/accuracy_vs_ratio.png",
+                 "plots/report/confusion.png", "plots/report/gan_losses.png",
                  "plots/report/accuracy_vs_ratio.csv", "plots/gan/samples.png",
                  "plots/score/confidence_hist.png", "metrics/scorer.json"):
         assert (repo / path).is_file(), path
@@ -77,12 +84,23 @@ def test_adding_a_ratio_runs_only_its_instances(study_copy):
     assert ran == instances(p["strategies"], [2], p["seeds"]) | {"report"}
 
 
+def test_adding_a_refinement_round_runs_only_that_round(study_copy):
+    rounds = read_yaml(study_copy / "params.yaml")["refine"]["rounds"]
+    last = list(rounds)[-1]
+    edit_params(study_copy, **{"refine.rounds": {**rounds, "next": last}})
+    ran = stages_run(dvc(study_copy, "repro"))
+    assert ran == {"refine@next", "train_refine@next-0", "evaluate_refine@next-0", "report"}
+    stats = json.loads((study_copy / "metrics/refine/next.json").read_text())
+    assert stats["start"] == last
+
+
 def test_adding_a_seed_adds_only_train_and_evaluate(study_copy):
     edit_params(study_copy, **{"study.seeds": [0, 1]})
     ran = stages_run(dvc(study_copy, "repro"))
     p = read_yaml(study_copy / "params.yaml")["study"]
     new = {f"train@{s}-1-1" for s in p["strategies"]} | {"train_baseline@1"}
     new |= {f"train_synthetic@{s}-1" for s in p["strategies"]}
+    new |= {f"train_refine@{r}-1" for r in read_yaml(study_copy / "params.yaml")["refine"]["rounds"]}
     new |= {name.replace("train", "evaluate", 1) for name in new}
     assert ran == new | {"report"}
 
@@ -94,7 +112,10 @@ def test_threshold_change_reruns_only_threshold_instances(study_copy):
     edit_params(study_copy, **{"select.threshold.min_confidence": t})
     ran = stages_run(dvc(study_copy, "repro"))
     assert "select@threshold-1" in ran and "train@threshold-1-0" in ran
-    assert all("threshold" in name for name in ran - {"report"}), ran
+    # Refinement selects by refine.strategy (threshold in the tiny preset), so its rounds rerun too.
+    refinement = {"refine", "train_refine", "evaluate_refine"}
+    assert all("threshold" in name or name.split("@")[0] in refinement
+               for name in ran - {"report"}), ran
     stats = json.loads((study_copy / "metrics/select/threshold-1.json").read_text())
     assert stats["chosen_total"] <= stats["k_total"]
     assert stats["shortfall_total"] == stats["k_total"] - stats["chosen_total"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -224,10 +225,15 @@ class GenerateConfig:
     # every ratio up to max_ratio can choose K = ratio x real count from several times as many.
     pool_multiplier: float = 4.0
     max_ratio: float = 5.0
+    # A held-out synthetic test set of this many images per class (0: none), generated with other
+    # noise than the pool: for train-on-real/test-on-synthetic and the mixed test set.
+    test_per_class: int = 0
     batch_size: int = 512
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.test_per_class < 0:
+            raise ValueError(f"test_per_class: must be >= 0, got {self.test_per_class}")
         if self.pool_multiplier < 1:
             raise ValueError(f"pool_multiplier: must be >= 1, got {self.pool_multiplier}")
         if self.max_ratio <= 0:
@@ -237,8 +243,12 @@ class GenerateConfig:
 
 @dataclass(config=STRICT, frozen=True)
 class ScoreConfig:
-    # Feature space for FID/KID: the real-data scorer's penultimate layer.
-    features: Literal["scorer"] = "scorer"
+    # Feature spaces for FID/KID: "scorer" (the real-data classifier's penultimate layer, offline;
+    # always computed, it also scores selections) and "inception" (the standard FID Inception
+    # network; needs fetch.inception so that fetch@inception provides its weights).
+    features: list[Literal["scorer", "inception"]] = field(default_factory=lambda: ["scorer"])
+    # Pool images per class that FID/KID compare (null: all); Inception on a CPU is ~0.3 s/image.
+    fid_per_class: int | None = None
     batch_size: int = 512
     kid_subset_size: int = 100
     kid_subsets: int = 50
@@ -247,6 +257,11 @@ class ScoreConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if "scorer" not in self.features or len(set(self.features)) != len(self.features):
+            raise ValueError(f"features: list scorer (always computed) and each space once, "
+                             f"got {self.features}")
+        if self.fid_per_class is not None and self.fid_per_class < 2:
+            raise ValueError(f"fid_per_class: must be >= 2 or null, got {self.fid_per_class}")
         if self.kid_subset_size < 2:  # the unbiased MMD estimate needs two samples per set
             raise ValueError(f"kid_subset_size: must be >= 2, got {self.kid_subset_size}")
         _positive(batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
@@ -289,6 +304,50 @@ SELECT_CONFIGS: dict[str, type] = {
     "realism": RealismSelectConfig,
     "threshold": ThresholdSelectConfig,
 }
+
+REFINE_BASE = "base"
+
+
+@dataclass(config=STRICT, frozen=True)
+class RefineConfig:
+    """Iterative refinement (section ``refine``): each round fine-tunes the GAN it starts from on
+    the real images plus the images selected from that GAN, then generates, scores and selects
+    again."""
+
+    # Round name -> the round it starts from; "base" is the main pipeline (models/gan.pt and its
+    # pool's selection by `strategy` at `ratio`). {} = no refinement.
+    rounds: dict[str, str] = field(default_factory=dict)
+    # How every round selects (its knobs: select.<strategy>).
+    strategy: str = "threshold"
+    ratio: float = 1.0
+    # GAN fine-tuning steps per round (the gan section gives everything else).
+    steps: int = 500
+
+    def __post_init__(self) -> None:
+        if self.strategy not in SELECT_CONFIGS:
+            raise ValueError(f"strategy: {self.strategy!r} cannot drive refinement; "
+                             f"use one of {', '.join(SELECT_CONFIGS)}")
+        if not math.isfinite(self.ratio) or self.ratio <= 0:
+            raise ValueError(f"ratio: must be a positive number, got {self.ratio}")
+        _positive(steps=self.steps)
+        for name, start in self.rounds.items():
+            if name == REFINE_BASE or not name.replace("_", "").isalnum():
+                raise ValueError(f"rounds: {name!r} is not a usable round name (letters, digits, "
+                                 f"underscores; not {REFINE_BASE!r})")
+            if start != REFINE_BASE and start not in self.rounds:
+                raise ValueError(f"rounds: {name!r} starts from {start!r}, which is neither "
+                                 f"{REFINE_BASE!r} nor a round")
+        for name in self.rounds:  # every chain must end at base
+            seen, node = {name}, self.rounds[name]
+            while node != REFINE_BASE:
+                if node in seen:
+                    raise ValueError(f"rounds: {name!r} is part of a cycle")
+                seen.add(node)
+                node = self.rounds[node]
+
+    def depth(self, name: str) -> int:
+        """1 for a round that starts from base, 2 for one that starts from such a round, ..."""
+        return 1 if self.rounds[name] == REFINE_BASE else 1 + self.depth(self.rounds[name])
 
 
 @dataclass(config=STRICT, frozen=True)

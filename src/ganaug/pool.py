@@ -72,3 +72,32 @@ def load_pool(pool_dir: str | Path, mmap: bool = True) -> tuple[np.ndarray, np.n
             f"{pool_dir}: images {images.dtype} {images.shape} do not match labels {labels.shape}"
         )
     return images, labels, meta
+
+
+@torch.no_grad()
+def generate_images(gen: nn.Module, num_classes: int, per_class: int, z_dim: int,
+                    batch_size: int, seed: int, device: torch.device
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``per_class`` images of every class in memory: uint8 ``(K * per_class, C, H, W)``, labels."""
+    labels = np.repeat(np.arange(num_classes, dtype=np.int64), per_class)
+    g = generator(seed)
+    gen.eval()
+    probe = gen(torch.zeros(1, z_dim, device=device), torch.zeros(1, dtype=torch.long, device=device))
+    out = [np.zeros((0, *probe.shape[1:]), np.uint8)]  # the right shape when per_class is 0
+    for start in range(0, len(labels), batch_size):
+        y = torch.from_numpy(labels[start: start + batch_size])
+        z = torch.randn(len(y), z_dim, generator=g)
+        out.append(to_uint8(gen(z.to(device), y.to(device))).cpu().numpy())
+    return np.concatenate(out), labels
+
+
+def load_selected(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(x uint8 (N, C, H, W), y int64 (N,))`` of a ``selected.npz`` (a refinement round's)."""
+    from ganaug.io import load_npz
+
+    arrays = load_npz(path, ("x", "y"))
+    x, y = arrays["x"], arrays["y"].astype(np.int64)
+    if x.dtype != np.uint8 or x.ndim != 4 or len(x) != len(y):
+        raise DataFileError(f"{path}: expected uint8 (N, C, H, W) images x and N labels y, "
+                            f"got {x.dtype} {x.shape} and {y.shape}")
+    return x, y

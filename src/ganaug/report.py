@@ -18,6 +18,15 @@ from ganaug.io import DataFileError, load_json
 
 BASELINE = ("none", 0.0)
 SYNTHETIC = "synthetic"
+# Refinement rounds are runs of strategy "refine" whose "ratio" is the round's name.
+REFINE = "refine"
+# Test sets the evaluate stage adds when the synthetic test set is not empty.
+SYNTHETIC_TEST, MIXED_TEST = "synthetic", "mixed"
+
+
+def is_grid_strategy(strategy: str) -> bool:
+    """A selection strategy of the ratio grid (not the baseline, not refinement)."""
+    return strategy not in (BASELINE[0], REFINE)
 
 
 def _ratio_text(ratio: float | str) -> str:
@@ -31,11 +40,12 @@ def run_key(strategy: str, ratio: float | str, seed: int) -> tuple[str, str, int
     return strategy, _ratio_text(ratio if isinstance(ratio, str) else float(ratio)), int(seed)
 
 
-def expected_runs(strategies: list[str], ratios: list[float], seeds: list[int]
-                  ) -> list[tuple[str, float | str, int]]:
+def expected_runs(strategies: list[str], ratios: list[float], seeds: list[int],
+                  rounds: list[str] = ()) -> list[tuple[str, float | str, int]]:
     runs: list[tuple[str, float | str, int]] = [(*BASELINE, s) for s in seeds]
     runs += [(st, r, s) for st in strategies for r in ratios for s in seeds]
     runs += [(st, SYNTHETIC, s) for st in strategies for s in seeds]
+    runs += [(REFINE, r, s) for r in rounds for s in seeds]
     return runs
 
 
@@ -107,15 +117,16 @@ def peaks(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
     """Per strategy and test set: the mixed-training ratio with the highest mean accuracy."""
     out: dict[str, Any] = {}
     for strategy, by_ratio in results.items():
-        if strategy == BASELINE[0]:
+        if not is_grid_strategy(strategy):
             continue
         for test_set in test_sets:
             candidates = {r: v[test_set]["accuracy"]["mean"] for r, v in by_ratio.items()
                           if r != SYNTHETIC}
             best = max(candidates, key=lambda r: (candidates[r], -float(r)))
+            gain = by_ratio[best][test_set]["gain_vs_baseline"]
             out.setdefault(strategy, {})[test_set] = {
-                "ratio": float(best), "accuracy": candidates[best],
-                "gain_vs_baseline": by_ratio[best][test_set]["gain_vs_baseline"]["mean"],
+                "ratio": float(best), "accuracy": candidates[best], "gain_vs_baseline": gain["mean"],
+                "distinguishable_from_zero": gain["distinguishable_from_zero"],
             }
     return out
 
@@ -125,7 +136,7 @@ def curves(results: dict[str, Any], test_sets: list[str]) -> pd.DataFrame:
     rows = []
     base = results[BASELINE[0]][_ratio_text(BASELINE[1])]
     for strategy, by_ratio in results.items():
-        if strategy == BASELINE[0]:
+        if not is_grid_strategy(strategy):
             continue
         for test_set in test_sets:
             points = [(0.0, base[test_set]["accuracy"])]
@@ -178,7 +189,7 @@ def accuracy_table(results: dict[str, Any], test_set: str, ratios: list[str]) ->
     lines = [header, "|" + "---|" * (len(ratios) + 2)]
     lines.append(f"| none (real only) | {_fmt(base)} |" + " |" * len(ratios))
     for strategy, by_ratio in results.items():
-        if strategy == BASELINE[0]:
+        if not is_grid_strategy(strategy):
             continue
         cells = [_fmt(by_ratio[r][test_set]["accuracy"]) + " (" + _gain(by_ratio[r][test_set])
                  + ")" for r in ratios]
@@ -230,57 +241,149 @@ def load_select_stats(select_dir: str | Path) -> dict[tuple[str, str], dict]:
     return out
 
 
-def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: dict,
-                    score: dict[str, Any], study: Any, source: str, figures: dict[str, str]) -> str:
-    """The human-readable report. ``figures`` maps a name to an image path relative to it."""
-    ratios = [_ratio_text(r) for r in study.ratios]
-    test_sets = summary["test_sets"]
+def train_test_table(results: dict[str, Any], source: str, strategies: list[str],
+                     mixed_ratio: float) -> str:
+    """Markdown: what a classifier trained on real, synthetic or mixed images scores on real,
+    synthetic and mixed test images (accuracy %, mean ± std over seeds)."""
+    tests = [(source, "real test"), (SYNTHETIC_TEST, "synthetic test"), (MIXED_TEST, "mixed test")]
+    lines = ["| trained on | " + " | ".join(t for _, t in tests) + " |", "|---|---|---|---|"]
+    rows = [("real only", results[BASELINE[0]][_ratio_text(BASELINE[1])])]
+    for s in strategies:
+        rows.append((f"{s}: synthetic only", results[s][SYNTHETIC]))
+        rows.append((f"{s}: real + {_ratio_text(mixed_ratio)}x synthetic",
+                     results[s][_ratio_text(mixed_ratio)]))
+    for name, by_test in rows:
+        lines.append(f"| {name} | " + " | ".join(
+            _fmt(by_test[t]["accuracy"]) if t in by_test else "–" for t, _ in tests) + " |")
+    return "\n".join(lines)
+
+
+def refine_table(results: dict[str, Any], test_sets: list[str], refine: Any,
+                 refine_stats: dict[str, dict]) -> str:
+    """Markdown: accuracy after each refinement round (chain order), from the main pipeline's
+    selection (`base`) on; with the FID/KID of each round's pool."""
+    base_ratio = _ratio_text(float(refine.ratio))
+    lines = ["| round | starts from | " + " | ".join(test_sets) + " | pool FID | pool KID |",
+             "|" + "---|" * (len(test_sets) + 4)]
+    base = results.get(refine.strategy, {}).get(base_ratio)
+    if base is not None:
+        lines.append(f"| base ({refine.strategy} {base_ratio}x) | – | "
+                     + " | ".join(_fmt(base[t]["accuracy"]) + " (" + _gain(base[t]) + ")"
+                                  for t in test_sets) + " | | |")
+    for name in sorted(refine.rounds, key=refine.depth):
+        by_test = results[REFINE][name]
+        fk = refine_stats.get(name, {}).get("fid_kid_pool", {})
+        lines.append(f"| {name} | {refine.rounds[name]} | "
+                     + " | ".join(_fmt(by_test[t]["accuracy"]) + " (" + _gain(by_test[t]) + ")"
+                                  for t in test_sets)
+                     + f" | {_num(fk.get('fid'), '.2f')} | {_num(fk.get('kid'), '.4f')} |")
+    return "\n".join(lines)
+
+
+def load_json_dir(path: str | Path) -> dict[str, dict]:
+    """Every ``*.json`` in ``path`` by file stem (an absent directory is empty)."""
+    return {p.stem: load_json(p) for p in sorted(Path(path).glob("*.json"))}
+
+
+def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, str]) -> list[str]:
     level = int(round(summary["confidence_level"] * 100))
-    out = [
+    return [
         "# How far do GAN-generated images help the classifier?",
         "",
         f"Source dataset **{source}**; cross-dataset targets: "
         f"{', '.join(study.targets) or 'none'}. Seeds: {list(study.seeds)}. Accuracy in %, "
         f"mean ± standard deviation over seeds; in brackets, the gain over the real-only baseline "
-        f"(paired by seed) with its {level}% t-interval, **bold** where the interval excludes zero.",
+        f"(paired by seed) with its {level}% t-interval, **bold** where the interval excludes "
+        f"zero (a gain distinguishable from seed noise).",
         "",
         f"![accuracy vs ratio]({figures['accuracy']})",
         "",
     ]
-    for test_set in test_sets:
+
+
+def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
+                       curve_sets: list[str]) -> list[str]:
+    out = []
+    for test_set in curve_sets:
         role = "source test split" if test_set == source else "cross-dataset target"
         out += [f"## Accuracy on {test_set} ({role})", "",
                 accuracy_table(summary["results"], test_set, ratios), ""]
         peaks_here = {s: p[test_set] for s, p in summary["peak_ratio"].items()}
         out += ["Peak ratio per strategy: " + ", ".join(
-            f"{s} at {_ratio_text(p['ratio'])}x ({p['accuracy'] * 100:.1f}%)"
+            f"{s} at {_ratio_text(p['ratio'])}x ({p['accuracy'] * 100:.1f}%"
+            + (", gain distinguishable from zero" if p["distinguishable_from_zero"] else "") + ")"
             for s, p in peaks_here.items()) + ".", ""]
-    out += [f"## Per-class accuracy on {source} (mean over seeds, %)", "",
-            table_markdown(per_class_table(df, source)), ""]
+    return out
+
+
+def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list[str]:
     overall = score["fid_kid"]["overall"]
-    out += [
+    out = [
         "## The synthetic pool", "",
         f"FID {_num(overall['fid'], '.2f')} and KID {_num(overall['kid'], '.4f')} "
         f"(± {_num(overall.get('kid_std'), '.4f')}) against the real training images, in the "
-        f"{overall['feature_space']} feature space ({overall['feature_dim']}-d; "
-        f"{overall['n_real']} real vs {overall['n_fake']} synthetic images). Figures from "
-        f"different feature spaces or sample counts are not comparable.", "",
+        f"{overall['feature_space']} feature space ({overall['feature_dim']}-d, resize "
+        f"{overall.get('resize', 'none')}; {overall['n_real']} real vs {overall['n_fake']} "
+        f"synthetic images). Figures from different feature spaces, resize modes or sample counts "
+        f"are not comparable; where a class has no more images than feature dimensions its FID "
+        f"covariance is singular and biased, so read KID beside it.", "",
         "| class | FID | KID | real | synthetic | scorer agreement |", "|---|---|---|---|---|---|",
     ]
     for name, fk in score["fid_kid"]["per_class"].items():
         agree = score["scores"]["per_class"][name]["agreement"]
         out.append(f"| {name} | {_num(fk['fid'], '.2f')} | {_num(fk['kid'], '.4f')} | "
                    f"{fk['n_real']} | {fk['n_fake']} | {agree:.2f} |")
+    for space, fk_all in score.get("other_feature_spaces", {}).items():
+        o = fk_all["overall"]
+        out += ["", f"In the {space} feature space ({o['feature_dim']}-d, resize "
+                f"{o.get('resize')}): FID {_num(o['fid'], '.2f')}, KID {_num(o['kid'], '.4f')} "
+                f"({o['n_real']} real vs {o['n_fake']} synthetic)."]
     out += ["", "### Selections", "", selection_table(select_stats, study.strategies, study.ratios),
             "", "Agreement: the share of chosen images that the real-data scorer assigns to their "
             "intended class. A strategy that cannot fill K reports a shortfall; it is never padded.",
             ""]
-    for title, key in (("GAN samples (fixed noise, one row per class)", "samples"),
-                       ("Real training images", "real"),
-                       ("Scorer confidence per class", "confidence_hist"),
-                       ("Discriminator realism per class", "realism_hist"),
-                       ("Best (left) and worst (right) by confidence", "confidence_best_worst"),
-                       ("Best (left) and worst (right) by realism", "realism_best_worst")):
+    return out
+
+
+FIGURE_TITLES = (
+    ("GAN samples (fixed noise, one row per class)", "samples"),
+    ("Real training images", "real"),
+    ("GAN losses", "gan_losses"),
+    ("Scorer confidence per class", "confidence_hist"),
+    ("Discriminator realism per class", "realism_hist"),
+    ("Best (left) and worst (right) by confidence", "confidence_best_worst"),
+    ("Best (left) and worst (right) by realism", "realism_best_worst"),
+    ("Confusion matrices on the source test split (seed of the first run, counts)", "confusion"),
+)
+
+
+def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: dict,
+                    score: dict[str, Any], study: Any, source: str, figures: dict[str, str],
+                    refine: Any = None, refine_stats: dict | None = None) -> str:
+    """The human-readable report. ``figures`` maps a name to an image path relative to it."""
+    ratios = [_ratio_text(r) for r in study.ratios]
+    test_sets = summary["test_sets"]
+    curve_sets = [source, *study.targets]
+    out = _intro(summary, study, source, figures)
+    out += _accuracy_sections(summary, source, ratios, curve_sets)
+    if SYNTHETIC_TEST in test_sets:
+        out += ["## Real, synthetic and mixed training and test sets", "",
+                "Train on real and test on synthetic images, train on synthetic and test on real "
+                "(the Classification Accuracy Score), and train and test on the mix.", "",
+                train_test_table(summary["results"], source, study.strategies,
+                                 study.synthetic_only_ratio), ""]
+    if refine is not None and refine.rounds:
+        out += ["## Iterative refinement", "",
+                f"Each round fine-tunes the GAN it starts from for {refine.steps} steps on the real "
+                f"images plus its {refine.strategy} selection at {_ratio_text(refine.ratio)}x, "
+                f"then generates, scores and selects again; its classifiers train on real + the "
+                f"new selection.", "", refine_table(summary["results"], curve_sets, refine,
+                                                    refine_stats or {}), ""]
+    for test_set in test_sets:
+        out += [f"## Per-class accuracy on {test_set} (mean over seeds, %)", "",
+                table_markdown(per_class_table(df, test_set)), ""]
+    out += _pool_section(score, select_stats, study)
+    for title, key in FIGURE_TITLES:
         if key in figures:
             out += [f"### {title}", "", f"![{key}]({figures[key]})", ""]
     return "\n".join(out)

@@ -106,3 +106,50 @@ def accuracy_vs_ratio_figure(curves: pd.DataFrame, test_sets: list[str], path: s
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def gan_losses_figure(metrics_dir: str | Path, path: str | Path) -> bool:
+    """Every GAN training curve dvclive wrote (``<name>.tsv``: step, value), one panel each.
+
+    Returns False (and writes nothing) when there are no curves.
+    """
+    tables = {p.stem: pd.read_csv(p, sep="\t") for p in sorted(Path(metrics_dir).glob("*.tsv"))}
+    if not tables:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.2 * len(tables), 2.6), squeeze=False)
+    for ax, (name, t) in zip(axes.flat, tables.items(), strict=True):
+        ax.plot(t["step"], t[name], lw=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def confusion_figure(matrices: dict[str, np.ndarray], classes: list[str], path: str | Path) -> None:
+    """One heat map per named confusion matrix ``cm[actual, predicted]`` (counts)."""
+    plt = _pyplot()
+    n = len(matrices)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    size = 1.2 + 0.32 * len(classes)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (title, cm) in zip(axes.flat, matrices.items(), strict=False):
+        cm = np.asarray(cm)
+        ax.imshow(cm, cmap="Blues")
+        for (a, p), v in np.ndenumerate(cm):
+            if v:
+                ax.text(p, a, str(v), ha="center", va="center", fontsize=6,
+                        color="white" if v > cm.max() / 2 else "black")
+        ax.set_xticks(range(len(classes)), classes, fontsize=6, rotation=90)
+        ax.set_yticks(range(len(classes)), classes, fontsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("actual", fontsize=7)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -121,3 +121,21 @@ def selection_stats(scores: pd.DataFrame, chosen: np.ndarray, k: np.ndarray,
 
 def _mean(series: pd.Series) -> float | None:
     return float(series.mean()) if len(series) else None
+
+
+def choose(scores: pd.DataFrame, real_counts: np.ndarray, ratio: float, strategy: str, cfg: Any,
+           classes: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Pool indices chosen by ``strategy`` at ``ratio`` and the stats of the chosen set.
+
+    K per class is ``ratio`` x the real count; a K the pool cannot hold and a selection that
+    chose nothing are errors that say which param to change.
+    """
+    k = k_per_class(real_counts, ratio)
+    check_pool_capacity(scores, k, ratio, classes)
+    chosen = np.asarray(STRATEGIES.get(strategy)(scores, k, cfg), dtype=np.int64)
+    if len(chosen) == 0:
+        raise ValueError(
+            f"{strategy} at ratio {ratio}: no pool image passed the strategy "
+            f"(see select.{strategy} in params.yaml); nothing to train on"
+        )
+    return chosen, selection_stats(scores, chosen, k, classes)

@@ -26,7 +26,7 @@ from ganaug.config import GanConfig
 from ganaug.gan.losses import feature_matching_loss, gradient_penalty
 from ganaug.gan.models import Discriminator
 from ganaug.gan.registry import GANS, GanSpec, build_gan, gan_payload
-from ganaug.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ganaug.models.checkpoint import CheckpointError, load_checkpoint, load_state, save_checkpoint
 from ganaug.runtime import generator
 from ganaug.tensors import to_model_range, to_uint8
 from ganaug.training import fingerprint
@@ -83,7 +83,7 @@ def fixed_inputs(cfg: GanConfig, num_classes: int, per_class: int) -> tuple[torc
 
 def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: GanConfig,
               device: torch.device, resume_path: str | Path | None = None,
-              on_log: Any = None) -> GanResult:
+              on_log: Any = None, init: dict[str, Any] | None = None) -> GanResult:
     """Train ``cfg.arch`` on uint8 images ``(N, C, H, W)`` with labels ``(N,)`` in [0, K).
 
     Real batches, noise and gradient-penalty interpolation come from one generator seeded by
@@ -92,13 +92,20 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     record)`` is called every ``cfg.log_every`` steps (with the replayed history first on resume).
     A NaN or infinite loss stops training with :class:`GanDivergedError`; the resume checkpoint
     then still holds the last good state.
+
+    ``init``: a ``kind: gan`` checkpoint payload to fine-tune from (iterative refinement) instead
+    of a fresh initialisation; the optimisers start fresh.
     """
     spec = GANS.get(cfg.arch)()
     torch.manual_seed(cfg.seed)
     gen, disc, gen_kwargs, disc_kwargs = build_gan(cfg.arch, cfg.z_dim, cfg.width, num_classes,
                                                    tuple(x_real.shape[1:]), cfg.per_class)
+    if init is not None:
+        _load_init(init, gen, disc)
     gen, disc = gen.to(device), disc.to(device)
     ema = copy.deepcopy(gen).eval().requires_grad_(False) if cfg.ema_decay else None
+    if ema is not None and init is not None:  # the average carries on from the checkpoint's
+        load_state(ema, init["generator"], "init checkpoint", "generator")
     shown = gen if ema is None else ema  # what the grids show and `generate` will use
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -108,7 +115,8 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     g = generator(cfg.seed)
     fixed_z, fixed_y = fixed_inputs(cfg, num_classes, per_class=1)
 
-    fp = fingerprint(asdict(cfg), x_real, y_real)
+    fp = fingerprint(asdict(cfg), x_real, y_real,
+                     *([] if init is None else [t for _, t in sorted(init["generator"].items())]))
     state = {"generator": gen, "discriminator": disc, "ema": ema, "opt_g": opt_g, "opt_d": opt_d}
     step, history, progress = 0, [], []
     resumed = _try_resume(resume_path, fp, state, g)
@@ -148,6 +156,14 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     bar.close()
     return GanResult(shown.eval(), disc.eval(), gen_kwargs, disc_kwargs, history, progress,
                      raw_generator=None if ema is None else gen.eval(), per_class=cfg.per_class)
+
+
+def _load_init(init: dict[str, Any], gen: nn.Module, disc: nn.Module) -> None:
+    """Trained weights (the raw ones when the checkpoint also kept an average) into new networks;
+    an architecture that does not match the params is a CheckpointError naming what differs."""
+    raw = init.get("generator_raw")
+    load_state(gen, init["generator"] if raw is None else raw, "init checkpoint", "generator")
+    load_state(disc, init["discriminator"], "init checkpoint", "discriminator")
 
 
 def _pairs(gen: nn.Module, disc: nn.Module, xt: torch.Tensor, yt: torch.Tensor,
