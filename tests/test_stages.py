@@ -112,7 +112,8 @@ def scored(tmp_path):
 
 def select_args(dirs: Path, strategy: str, ratio: str, params: Path) -> list[str]:
     return ["--strategy", strategy, "--ratio", ratio, "--scores", str(dirs / "scores"),
-            "--data", str(dirs / "src.npz"), "--out", str(dirs / "out/sel.npy"),
+            "--pool", str(dirs / "pool"), "--data", str(dirs / "src.npz"),
+            "--out", str(dirs / "out/sel.npy"),
             "--stats", str(dirs / "out/stats.json"), "--params", str(params)]
 
 

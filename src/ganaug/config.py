@@ -45,17 +45,15 @@ class StudyConfig:
     synthetic_only_ratio: float
 
     def __post_init__(self) -> None:
-        from ganaug.selection import STRATEGIES  # registry; imported lazily to keep import light
-
         _no_duplicates("strategies", self.strategies)
         _no_duplicates("ratios", self.ratios)
         _no_duplicates("seeds", self.seeds)
         _no_duplicates("targets", self.targets)
         for name in self.strategies:
-            if name not in STRATEGIES:
+            if name not in SELECT_CONFIGS:
                 raise ValueError(
                     f"strategies: unknown strategy {name!r}; "
-                    f"known: {', '.join(sorted(STRATEGIES))}"
+                    f"known: {', '.join(sorted(SELECT_CONFIGS))}"
                 )
         if not self.strategies or not self.ratios or not self.seeds:
             raise ValueError("strategies, ratios and seeds must not be empty")
@@ -298,12 +296,68 @@ class ThresholdSelectConfig:
             )
 
 
+@dataclass(config=STRICT, frozen=True)
+class RlSelectConfig:
+    """Knobs of the ``rl`` strategy (section ``select.rl``)."""
+
+    # Policy updates (one child classifier trained per episode).
+    episodes: int = 300
+    # Pool images drawn (uniformly, without replacement) for each episode's keep/drop decisions.
+    candidates_per_episode: int = 64
+    # The child classifier: small_cnn of this width, trained for this many batches (of batch_size
+    # images, drawn with replacement from real + kept) with Adam at this learning rate.
+    child_steps: int = 50
+    child_width: int = 8
+    child_lr: float = 1e-2
+    # At most this many real train / validation images per class for the child (null: all); bounds
+    # the per-episode cost on large datasets. Drawn once, before the first episode.
+    child_real_per_class: int | None = None
+    child_val_per_class: int | None = None
+    # The policy network: channels of its first conv layer; Adam's learning rate.
+    policy_width: int = 16
+    policy_lr: float = 3e-3
+    # Weight of the entropy bonus (keeps the policy exploring) and of the critic's squared error.
+    entropy_weight: float = 0.01
+    value_weight: float = 0.5
+    # The reward compares an episode's accuracy with the mean of this many previous episodes'.
+    history: int = 5
+    # Images per batch for the child classifier and for scoring the pool.
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in ("episodes", "child_steps", "child_width", "policy_width", "history",
+                    "batch_size"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
+        if self.candidates_per_episode < 2:  # the policy's batch norm needs two images
+            raise ValueError(
+                f"candidates_per_episode: must be >= 2, got {self.candidates_per_episode}")
+        for key in ("child_real_per_class", "child_val_per_class"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ValueError(f"{key}: must be >= 1 or null, got {v}")
+        for key in ("child_lr", "policy_lr"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{key}: must be a finite number > 0, got {v}")
+        for key in ("entropy_weight", "value_weight"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{key}: must be a finite number >= 0, got {v}")
+        if self.seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {self.seed}")
+
+
 SELECT_CONFIGS: dict[str, type] = {
     "random": RandomSelectConfig,
     "confidence": ConfidenceSelectConfig,
     "realism": RealismSelectConfig,
     "threshold": ThresholdSelectConfig,
+    "rl": RlSelectConfig,
 }
+# Strategies that rank the score table alone (the rest need images: rl).
+SCORE_STRATEGIES = ("random", "confidence", "realism", "threshold")
 
 REFINE_BASE = "base"
 
@@ -324,9 +378,9 @@ class RefineConfig:
     steps: int = 500
 
     def __post_init__(self) -> None:
-        if self.strategy not in SELECT_CONFIGS:
+        if self.strategy not in SCORE_STRATEGIES:
             raise ValueError(f"strategy: {self.strategy!r} cannot drive refinement; "
-                             f"use one of {', '.join(SELECT_CONFIGS)}")
+                             f"use one of {', '.join(SCORE_STRATEGIES)}")
         if not math.isfinite(self.ratio) or self.ratio <= 0:
             raise ValueError(f"ratio: must be a positive number, got {self.ratio}")
         _positive(steps=self.steps)
