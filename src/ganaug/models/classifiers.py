@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ganaug.models.resnet import ResNet
 from ganaug.models.transfer import (
     InputAdapter,
     check_pretrained,
@@ -87,16 +85,26 @@ def vgg_small(in_channels: int, num_classes: int, image_size: int, width: int = 
 def resnet18_small(in_channels: int, num_classes: int, image_size: int,
                    width: int = 64) -> nn.Module:
     """ResNet-18 with a 3x3 stride-1 stem and no max-pool; any input size (global pooling)."""
+    from torchvision.models.resnet import BasicBlock  # torchvision loads slowly: only on use
+
+    from ganaug.models.resnet import ResNet
+
     return ResNet(BasicBlock, (2, 2, 2, 2), in_channels, num_classes, width, stem="cifar")
 
 
-def _transfer_resnet(arch: str, block: type[BasicBlock] | type[Bottleneck],
-                     layers: tuple[int, int, int, int], in_channels: int, num_classes: int,
-                     width: int, pretrained: str | None, min_size: int) -> nn.Module:
+def _transfer_resnet(arch: str, block: str, layers: tuple[int, int, int, int], in_channels: int,
+                     num_classes: int, width: int, pretrained: str | None,
+                     min_size: int) -> nn.Module:
+    """``block``: "basic" or "bottleneck" (torchvision's BasicBlock / Bottleneck)."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    from ganaug.models.resnet import ResNet
+
     check_pretrained(arch, pretrained, width)
     state = None if pretrained is None else load_pretrained_state(arch, pretrained)
     prep = InputAdapter(in_channels, min_size, imagenet_norm=pretrained is not None)
-    model = ResNet(block, layers, 3, num_classes, width, stem="imagenet", prep=prep)
+    block_cls = BasicBlock if block == "basic" else Bottleneck
+    model = ResNet(block_cls, layers, 3, num_classes, width, stem="imagenet", prep=prep)
     if state is not None:
         load_backbone(model, state, arch)
     return model
@@ -106,7 +114,7 @@ def _transfer_resnet(arch: str, block: type[BasicBlock] | type[Bottleneck],
 def resnet18(in_channels: int, num_classes: int, image_size: int, width: int = 64,
              pretrained: str | None = None, min_size: int = 32) -> nn.Module:
     """torchvision's ResNet-18 (7x7 stride-2 stem, max-pool) with a new last layer."""
-    return _transfer_resnet("resnet18", BasicBlock, (2, 2, 2, 2), in_channels, num_classes,
+    return _transfer_resnet("resnet18", "basic", (2, 2, 2, 2), in_channels, num_classes,
                             width, pretrained, min_size)
 
 
@@ -114,7 +122,7 @@ def resnet18(in_channels: int, num_classes: int, image_size: int, width: int = 6
 def resnet50(in_channels: int, num_classes: int, image_size: int, width: int = 64,
              pretrained: str | None = None, min_size: int = 32) -> nn.Module:
     """torchvision's ResNet-50 with a new last layer; features are ``32 * width`` (2048)."""
-    return _transfer_resnet("resnet50", Bottleneck, (3, 4, 6, 3), in_channels, num_classes,
+    return _transfer_resnet("resnet50", "bottleneck", (3, 4, 6, 3), in_channels, num_classes,
                             width, pretrained, min_size)
 
 

@@ -15,10 +15,10 @@ import zipfile
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 from torch.nn import functional as F
 
@@ -34,6 +34,9 @@ PRETRAINED_WEIGHTS: dict[str, dict[str, str]] = {
     "resnet50": {"imagenet": "ResNet50_Weights.IMAGENET1K_V1"},
     "vgg16": {"imagenet": "VGG16_Weights.IMAGENET1K_V1"},
 }
+
+if TYPE_CHECKING:  # importing torchvision costs ~1.5 s (it loads every model family): only on use
+    import torchvision
 
 _load_pretrained: ContextVar[bool] = ContextVar("ganaug_load_pretrained", default=True)
 
@@ -75,6 +78,8 @@ def check_pretrained(arch: str, pretrained: str | None, width: int) -> None:
 
 def weights_enum(arch: str, pretrained: str) -> torchvision.models.WeightsEnum:
     enum_name, member = PRETRAINED_WEIGHTS[arch][pretrained].split(".")
+    import torchvision.models
+
     return getattr(getattr(torchvision.models, enum_name), member)
 
 
