@@ -41,6 +41,7 @@ from ganaug.config import (
 from ganaug.data import parse_dataset_config
 
 PRESETS = sorted(p for p in (REPO_ROOT / "presets").glob("*.yaml"))
+BENCHMARK_PARAMS = sorted(p for p in (REPO_ROOT / "benchmarks").glob("*.yaml"))
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck"]
@@ -49,7 +50,7 @@ SECTIONS = {"study": StudyConfig, "data": DataConfig, "scorer": ScorerConfig, "g
             "refine": RefineConfig, "report": ReportConfig}
 
 
-@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("preset", PRESETS + BENCHMARK_PARAMS, ids=lambda p: p.stem)
 def test_preset_validates(preset):
     params = yaml.safe_load(preset.read_text())
     for key, cls in SECTIONS.items():
