@@ -1,9 +1,10 @@
 """Run the study with a params file in a fresh git + DVC repo (a copy of this project), timed.
 
-    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...]
+    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...] [--set KEY=VALUE ...]
 
 ``--link data/raw/fer2013.npz=../shared/data/fer2013.npz`` symlinks a dataset into the copy (the
-target is resolved from the current directory). Prints the wall time of ``dvc repro`` and writes
+target is resolved from the current directory). ``--set gan.arch=wgan_gp`` overrides one params key
+(the value is read as YAML), like ``dvc exp run -S``. Prints the wall time of ``dvc repro`` and writes
 it to DEST/timing.json; results are in DEST/metrics/summary.json and DEST/plots/report/README.md.
 """
 
@@ -18,13 +19,30 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ("dvc.yaml", "stages", "src", "data/raw", "data/refine/base", "metrics/refine/.gitkeep",
            "models/external/.gitkeep", ".dvcignore", ".gitignore", ".dvc/config",
            ".dvc/.gitignore", ".dvc/plots")
 
 
-def make_repo(dest: Path, params: Path, links: list[str]) -> None:
+def override(params: dict, assignment: str) -> None:
+    key, sep, value = assignment.partition("=")
+    if not sep:
+        sys.exit(f"--set {assignment}: expected KEY=VALUE")
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            sys.exit(f"--set {assignment}: {part!r} is not a section of the params file")
+        node = node[part]
+    if leaf not in node:
+        sys.exit(f"--set {assignment}: the params file has no key {key!r}")
+    node[leaf] = yaml.safe_load(value)
+
+
+def make_repo(dest: Path, params: Path, links: list[str], sets: list[str]) -> None:
     if dest.exists():
         sys.exit(f"{dest} exists; choose a new directory")
     dest.mkdir(parents=True)
@@ -35,7 +53,13 @@ def make_repo(dest: Path, params: Path, links: list[str]) -> None:
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    shutil.copy2(params, dest / "params.yaml")
+    if sets:
+        values = yaml.safe_load(params.read_text())
+        for assignment in sets:
+            override(values, assignment)
+        (dest / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
+    else:
+        shutil.copy2(params, dest / "params.yaml")
     for link in links:
         rel, _, target = link.partition("=")
         target_path = Path(target).resolve()
@@ -52,8 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("params", type=Path)
     p.add_argument("dest", type=Path)
     p.add_argument("--link", action="append", default=[], help="REL=TARGET symlink into the copy")
+    p.add_argument("--set", action="append", default=[], dest="sets",
+                   help="KEY=VALUE params override, KEY dotted (gan.arch=wgan_gp)")
     args = p.parse_args(argv)
-    make_repo(args.dest, args.params, args.link)
+    make_repo(args.dest, args.params, args.link, args.sets)
     env = {**os.environ, "PYTHONPATH": str(args.dest / "src")}
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=args.dest, env=env)
