@@ -3,6 +3,7 @@ predicted label, realism), the features behind FID/KID, and FID/KID overall and 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,17 @@ from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool
 from ganaug.report_figures import score_figures
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.scoring import fid_report, fid_subset, score_images, score_summary
+from ganaug.scoring import (
+    fid_report,
+    fid_subset,
+    pixel_diversity,
+    score_images,
+    score_summary,
+)
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.tensors import batched
+
+log = logging.getLogger("ganaug.score")
 
 
 def build_parser():
@@ -56,6 +65,10 @@ def main(argv=None) -> None:
     kw = {"subset_size": cfg.kid_subset_size, "subsets": cfg.kid_subsets, "seed": cfg.seed}
     fid = fid_report(real_feats, y_real, fake_feats[subset], labels[subset], data.classes,
                      feature_space="scorer", **kw)
+    diversity = pixel_diversity(x_real, y_real, images, labels, data.classes)
+    if diversity["collapsed"]:
+        log.warning("synthetic images vary less than half as much as the real ones in %s: the GAN "
+                    "may have collapsed (see metrics diversity)", ", ".join(diversity["collapsed"]))
     other = {}
     if "inception" in cfg.features:
         other["inception"] = inception_report(args.external, images, labels, subset, data, cfg,
@@ -66,7 +79,7 @@ def main(argv=None) -> None:
         table.to_csv(tmp / "scores.csv", index=False)
         np.savez(tmp / "features.npz", pool=fake_feats, real=real_feats, real_labels=y_real)
     save_json(args.metrics, {"fid_kid": fid, "other_feature_spaces": other,
-                             "scores": score_summary(table, data.classes)})
+                             "scores": score_summary(table, data.classes), "diversity": diversity})
     score_figures(table, images, data.classes, Path(args.plots), per_class=cfg.grid_per_class)
 
 

@@ -327,12 +327,27 @@ def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list
         f"synthetic images). Figures from different feature spaces, resize modes or sample counts "
         f"are not comparable; where a class has no more images than feature dimensions its FID "
         f"covariance is singular and biased, so read KID beside it.", "",
-        "| class | FID | KID | real | synthetic | scorer agreement |", "|---|---|---|---|---|---|",
+        "| class | FID | KID | real | synthetic | scorer agreement | spread vs real |",
+        "|---|---|---|---|---|---|---|",
     ]
+    spread = score.get("diversity", {}).get("per_class", {})
     for name, fk in score["fid_kid"]["per_class"].items():
         agree = score["scores"]["per_class"][name]["agreement"]
+        ratio = spread.get(name, {}).get("ratio")
         out.append(f"| {name} | {_num(fk['fid'], '.2f')} | {_num(fk['kid'], '.4f')} | "
-                   f"{fk['n_real']} | {fk['n_fake']} | {agree:.2f} |")
+                   f"{fk['n_real']} | {fk['n_fake']} | {agree:.2f} | {_num(ratio, '.2f')} |")
+    if spread:
+        out += ["", "Spread vs real: how much the synthetic images of a class vary (mean per-pixel "
+                "standard deviation) as a share of how much its real images vary; near 1 for a GAN "
+                "that covers the class, near 0 for one that makes the same image whatever the "
+                "noise."]
+        collapsed = score["diversity"].get("collapsed", [])
+        if collapsed:
+            out += ["", f"**Warning:** in {', '.join(collapsed)} the synthetic images vary less "
+                    f"than {score['diversity']['collapse_threshold']:.0%} as much as the real ones: "
+                    "the GAN has probably collapsed onto a few images per class, and selecting "
+                    "among them can add little. Look at the sample grid below; more GAN steps, a "
+                    "wider network or `gan.arch: wgan_gp` may help."]
     for space, fk_all in score.get("other_feature_spaces", {}).items():
         o = fk_all["overall"]
         out += ["", f"In the {space} feature space ({o['feature_dim']}-d, resize "

@@ -72,6 +72,48 @@ def fid_report(real_feats: np.ndarray, real_labels: np.ndarray, fake_feats: np.n
     return report
 
 
+COLLAPSE_RATIO = 0.5  # synthetic spread below this share of the real spread is flagged
+
+
+def _pixel_spread(images: np.ndarray, index: np.ndarray, chunk: int) -> float:
+    """Mean over pixels of the standard deviation across ``images[index]`` (values in [0, 1]),
+    accumulated in chunks so a memory-mapped pool is never loaded whole."""
+    if len(index) < 2:
+        return float("nan")
+    total = total_sq = 0.0
+    for start in range(0, len(index), chunk):
+        x = np.asarray(images[index[start:start + chunk]], dtype=np.float64).reshape(
+            len(index[start:start + chunk]), -1) / 255.0
+        total = total + x.sum(axis=0)
+        total_sq = total_sq + np.square(x).sum(axis=0)
+    mean = total / len(index)
+    var = np.maximum(total_sq / len(index) - np.square(mean), 0.0)
+    return float(np.sqrt(var).mean())
+
+
+def pixel_diversity(x_real: np.ndarray, y_real: np.ndarray, images: np.ndarray,
+                    labels: np.ndarray, classes: list[str], chunk: int = 4096) -> dict[str, Any]:
+    """How much the synthetic images of each class vary, next to the real ones: the mean per-pixel
+    standard deviation within the class, for real and synthetic images, and their ratio.
+
+    A conditional GAN that collapsed onto a few outputs per class (the same face whatever the
+    noise) shows a ratio near 0 while its FID in a small feature space can still look moderate;
+    classes under ``COLLAPSE_RATIO`` are listed in ``collapsed``.
+    """
+    per_class = {}
+    for c, name in enumerate(classes):
+        real = _pixel_spread(x_real, np.flatnonzero(y_real == c), chunk)
+        fake = _pixel_spread(images, np.flatnonzero(labels == c), chunk)
+        ratio = fake / real if real > 0 else float("nan")
+        per_class[name] = {"real": real, "synthetic": fake, "ratio": ratio}
+    ratios = [v["ratio"] for v in per_class.values() if np.isfinite(v["ratio"])]
+    return {"measure": "mean per-pixel standard deviation within a class, pixels in [0, 1]",
+            "per_class": per_class,
+            "mean_ratio": float(np.mean(ratios)) if ratios else float("nan"),
+            "collapse_threshold": COLLAPSE_RATIO,
+            "collapsed": [n for n, v in per_class.items() if v["ratio"] < COLLAPSE_RATIO]}
+
+
 def score_summary(table: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
     """Mean scores and agreement (predicted == intended), overall and per class."""
     def summarise(t: pd.DataFrame) -> dict[str, float]:
