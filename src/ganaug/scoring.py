@@ -82,8 +82,8 @@ def _pixel_spread(images: np.ndarray, index: np.ndarray, chunk: int) -> float:
         return float("nan")
     total = total_sq = 0.0
     for start in range(0, len(index), chunk):
-        x = np.asarray(images[index[start:start + chunk]], dtype=np.float64).reshape(
-            len(index[start:start + chunk]), -1) / 255.0
+        rows = index[start:start + chunk]
+        x = np.asarray(images[rows], dtype=np.float64).reshape(len(rows), -1) / 255.0
         total = total + x.sum(axis=0)
         total_sq = total_sq + np.square(x).sum(axis=0)
     mean = total / len(index)
