@@ -17,6 +17,7 @@ from ganaug.pool import load_pool
 from ganaug.report_figures import score_figures
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.scoring import (
+    COLLAPSE_RATIO,
     fid_report,
     fid_subset,
     pixel_diversity,
@@ -67,8 +68,9 @@ def main(argv=None) -> None:
                      feature_space="scorer", **kw)
     diversity = pixel_diversity(x_real, y_real, images, labels, data.classes)
     if diversity["collapsed"]:
-        log.warning("synthetic images vary less than half as much as the real ones in %s: the GAN "
-                    "may have collapsed (see metrics diversity)", ", ".join(diversity["collapsed"]))
+        log.warning("synthetic images vary less than %.0f%% as much as the real ones in %s: the "
+                    "GAN may have collapsed (diversity in %s)", 100 * COLLAPSE_RATIO,
+                    ", ".join(diversity["collapsed"]), args.metrics)
     other = {}
     if "inception" in cfg.features:
         other["inception"] = inception_report(args.external, images, labels, subset, data, cfg,

@@ -3,6 +3,8 @@ the report's warning when a GAN collapsed (the same image whatever the noise).""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -54,9 +56,11 @@ def test_collapsed_class_is_flagged_and_healthy_one_is_not():
 def test_a_class_with_fewer_than_two_images_has_no_spread():
     real = np.zeros((3, 1, 2, 2), dtype=np.uint8)
     out = pixel_diversity(real, np.array([0, 0, 1]), real[:1], np.array([0]), ["a", "b"])
-    assert np.isnan(out["per_class"]["b"]["real"])
-    assert np.isnan(out["per_class"]["a"]["synthetic"])
+    assert out["per_class"]["b"]["real"] is None and out["per_class"]["b"]["ratio"] is None
+    assert out["per_class"]["a"]["synthetic"] is None and out["per_class"]["a"]["ratio"] is None
+    assert out["mean_ratio"] is None
     assert out["collapsed"] == []  # unknown is not reported as collapsed
+    json.dumps(out, allow_nan=False)  # metrics/score.json is written strictly
 
 
 def _score(diversity: dict) -> dict:

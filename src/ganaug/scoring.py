@@ -75,11 +75,12 @@ def fid_report(real_feats: np.ndarray, real_labels: np.ndarray, fake_feats: np.n
 COLLAPSE_RATIO = 0.5  # synthetic spread below this share of the real spread is flagged
 
 
-def _pixel_spread(images: np.ndarray, index: np.ndarray, chunk: int) -> float:
+def _pixel_spread(images: np.ndarray, index: np.ndarray, chunk: int) -> float | None:
     """Mean over pixels of the standard deviation across ``images[index]`` (values in [0, 1]),
-    accumulated in chunks so a memory-mapped pool is never loaded whole."""
+    accumulated in chunks so a memory-mapped pool is never loaded whole; None for fewer than two
+    images."""
     if len(index) < 2:
-        return float("nan")
+        return None
     total = total_sq = 0.0
     for start in range(0, len(index), chunk):
         rows = index[start:start + chunk]
@@ -98,20 +99,22 @@ def pixel_diversity(x_real: np.ndarray, y_real: np.ndarray, images: np.ndarray,
 
     A conditional GAN that collapsed onto a few outputs per class (the same face whatever the
     noise) shows a ratio near 0 while its FID in a small feature space can still look moderate;
-    classes under ``COLLAPSE_RATIO`` are listed in ``collapsed``.
+    classes under ``COLLAPSE_RATIO`` are listed in ``collapsed``. A spread that cannot be
+    measured (fewer than two images) is None (JSON null), and so is its ratio.
     """
     per_class = {}
     for c, name in enumerate(classes):
         real = _pixel_spread(x_real, np.flatnonzero(y_real == c), chunk)
         fake = _pixel_spread(images, np.flatnonzero(labels == c), chunk)
-        ratio = fake / real if real > 0 else float("nan")
+        ratio = fake / real if real and fake is not None else None
         per_class[name] = {"real": real, "synthetic": fake, "ratio": ratio}
-    ratios = [v["ratio"] for v in per_class.values() if np.isfinite(v["ratio"])]
+    ratios = [v["ratio"] for v in per_class.values() if v["ratio"] is not None]
     return {"measure": "mean per-pixel standard deviation within a class, pixels in [0, 1]",
             "per_class": per_class,
-            "mean_ratio": float(np.mean(ratios)) if ratios else float("nan"),
+            "mean_ratio": float(np.mean(ratios)) if ratios else None,
             "collapse_threshold": COLLAPSE_RATIO,
-            "collapsed": [n for n, v in per_class.items() if v["ratio"] < COLLAPSE_RATIO]}
+            "collapsed": [n for n, v in per_class.items()
+                          if v["ratio"] is not None and v["ratio"] < COLLAPSE_RATIO]}
 
 
 def score_summary(table: pd.DataFrame, classes: list[str]) -> dict[str, Any]:
