@@ -7,12 +7,22 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from e2e import REPO_ROOT, clone_study, dvc, git, make_study, stages_run
 
 # Tests run on the CPU, whatever the machine has.
 os.environ.setdefault("GANAUG_DEVICE", "cpu")
 
 TINY = REPO_ROOT / "presets" / "tiny.yaml"
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run fastest on one thread, and do not fight parallel tests for the cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -12,14 +12,7 @@ from ganaug.gan.losses import gradient_penalty
 from ganaug.gan.models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from ganaug.gan.train import ema_update
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread, and do not fight parallel tests for the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 
 
 def linear_critic(w: torch.Tensor):

@@ -173,10 +173,9 @@ def run_in_process(study: Path, monkeypatch) -> list[str]:
 
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p.stem != "tiny"], ids=lambda p: p.stem)
-def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch):
+def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch, one_thread):
     import ganaug.inception
 
-    torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     params = shrink(yaml.safe_load(preset.read_text()))
     local_fetch(params, tmp_path)

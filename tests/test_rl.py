@@ -270,15 +270,6 @@ def _digits():
     return x, bunch.target.astype(np.int64)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks gain nothing from intra-op threads, and lose a lot on a loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_policy_learns_to_prefer_real_looking_images_over_noise(one_thread):
     """Half the pool is held-out real digits, half uniform noise with intended labels. The child
     gains from the first and loses from the second, so the policy should learn to keep the first.

@@ -83,8 +83,7 @@ def _weights(result):
 
 
 @pytest.mark.parametrize("balance", ["none", "oversample", "undersample", "weighted"])
-def test_training_is_deterministic_for_every_balance(balance):
-    torch.set_num_threads(1)
+def test_training_is_deterministic_for_every_balance(balance, one_thread):
     x, y = _data()
     x, y = x[:-8], y[:-8]  # imbalance: class 2 has 4 images
     cfg = TrainConfig(**{**CFG.__dict__, "balance": balance, "hflip": True, "max_shift": 1})
@@ -94,11 +93,10 @@ def test_training_is_deterministic_for_every_balance(balance):
         assert torch.equal(v, _weights(b)[k]), k
 
 
-def test_resume_reaches_the_same_weights(tmp_path, monkeypatch):
+def test_resume_reaches_the_same_weights(tmp_path, monkeypatch, one_thread):
     """A run stopped after its first checkpoint and started again ends where a straight run does."""
     import ganaug.training as training
 
-    torch.set_num_threads(1)
     x, y = _data()
     straight = train_classifier(x, y, x, y, 3, CFG, seed=0, device=torch.device("cpu"))
     resume = tmp_path / "resume.pt"
