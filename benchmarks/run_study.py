@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,9 +21,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ("dvc.yaml", "stages", "src", "data/raw", "data/refine/base", "metrics/refine/.gitkeep",
-           "models/external/.gitkeep", ".dvcignore", ".gitignore", ".dvc/config",
-           ".dvc/.gitignore", ".dvc/plots")
+sys.path.insert(0, str(ROOT / "tests"))
+from e2e import make_study, read_yaml  # noqa: E402  (the project copy the end-to-end tests use)
 
 
 def override(params: dict, assignment: str) -> None:
@@ -45,30 +43,20 @@ def override(params: dict, assignment: str) -> None:
 def make_repo(dest: Path, params: Path, links: list[str], sets: list[str]) -> None:
     if dest.exists():
         sys.exit(f"{dest} exists; choose a new directory")
-    dest.mkdir(parents=True)
-    for name in PROJECT:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    if sets:
-        values = yaml.safe_load(params.read_text())
-        for assignment in sets:
-            override(values, assignment)
-        (dest / "params.yaml").write_text(yaml.safe_dump(values, sort_keys=False))
-    else:
-        shutil.copy2(params, dest / "params.yaml")
+    values = read_yaml(params)
+    for assignment in sets:
+        override(values, assignment)
+    targets = []
     for link in links:
         rel, _, target = link.partition("=")
         target_path = Path(target).resolve()
         if not target_path.exists():
             sys.exit(f"--link {link}: {target_path} does not exist")
+        targets.append((rel, target_path))
+    make_study(dest, values)
+    for rel, target_path in targets:  # data/raw is git-ignored: the links stay out of the commit
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         (dest / rel).symlink_to(target_path)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "study"]):
-        subprocess.run(cmd, cwd=dest, check=True)
 
 
 def main(argv: list[str] | None = None) -> None:
