@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganaug.data import DATASET_KINDS, parse_dataset_config
+from ganaug.data.prepare import DATASET_KINDS, parse_dataset_config
 
 DEFAULT_NPZ = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013.npz"
 ROWS = {"Training": 28709, "PublicTest": 3589, "PrivateTest": 3589}

@@ -51,7 +51,8 @@ def main(argv=None) -> None:
     source = load_prepared(data_dir / f"{source_name}.npz")
     test_sets = {source_name: (*source.split("test"), {"conversion": []})}
     for target in params["study"]["targets"]:
-        test_sets[target] = align_to_source(load_prepared(data_dir / f"{target}.npz"), source)
+        test_sets[target] = align_to_source(load_prepared(data_dir / f"{target}.npz"), source,
+                                            target)
     x_syn, y_syn = load_prepared(args.synthetic_test).split("test")
     if len(y_syn):  # train on real / test on synthetic, and train and test on the mix
         test_sets[SYNTHETIC_TEST] = (x_syn, y_syn, {"conversion": []})

@@ -1,15 +1,14 @@
-"""Stage generate: a class-balanced synthetic pool, written in batches into a few large files."""
+"""Stage generate: a class-balanced synthetic pool, written in batches into a few large files,
+and a held-out synthetic test set."""
 
 from __future__ import annotations
 
 from ganaug.config import GenerateConfig
 from ganaug.data import Prepared, load_prepared, save_prepared
 from ganaug.gan import load_gan
-from ganaug.pool import generate_images, generate_pool, pool_size_per_class
+from ganaug.pool import TEST_SEED_OFFSET, make_pool, make_test_set, pool_size_per_class
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
-
-TEST_SEED_OFFSET = 1_000_003
 
 
 def build_parser():
@@ -32,25 +31,22 @@ def main(argv=None) -> None:
     cfg = load_section(params, "generate", GenerateConfig)
     device = resolve_device(params["device"])
     set_determinism(cfg.seed)
-    gen, _, payload = load_gan(args.gan, device)
+    gan = load_gan(args.gan, device)
     data = load_prepared(args.data)
     counts = data.class_counts("train")
     per_class = pool_size_per_class(counts, cfg.pool_multiplier, cfg.max_ratio)
-    meta = {"gan": args.gan, "generator": payload.get("generator_kind", "raw"),
-            "classes": data.classes, "seed": cfg.seed,
-            "max_ratio": cfg.max_ratio, "pool_multiplier": cfg.pool_multiplier,
+    meta = {"gan": args.gan, "arch": gan.family.name,
+            "generator": gan.payload.get("generator_kind", "raw"), "classes": data.classes,
+            "seed": cfg.seed, "max_ratio": cfg.max_ratio, "pool_multiplier": cfg.pool_multiplier,
             "real_train_counts": counts.tolist()}
-    z_dim = payload["gen_kwargs"]["z_dim"]
-    generate_pool(gen, data.num_classes, per_class, z_dim, cfg.batch_size, cfg.seed, device,
-                  args.out, meta)
-    # Other noise than the pool's (another seed), so no test image is a pool image.
-    x, y = generate_images(gen, data.num_classes, cfg.test_per_class, z_dim, cfg.batch_size,
-                           cfg.seed + TEST_SEED_OFFSET, device)
+    make_pool(gan, data, per_class, cfg.batch_size, cfg.seed, device, args.out, meta)
+    x, y = make_test_set(gan, data, cfg.test_per_class, cfg.batch_size, cfg.seed, device)
     empty = (x[:0], y[:0])
     save_prepared(args.test_out, Prepared(
         splits={"train": empty, "val": empty, "test": (x, y)}, classes=data.classes,
         meta={"name": "synthetic", "role": "synthetic test", "gan": args.gan,
-              "per_class": cfg.test_per_class, "seed": cfg.seed + TEST_SEED_OFFSET}))
+              "per_class": cfg.test_per_class, "seed": cfg.seed + TEST_SEED_OFFSET,
+              "translated_from": "real test split" if gan.family.translates else None}))
 
 
 if __name__ == "__main__":

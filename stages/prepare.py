@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ganaug.config import DataConfig
-from ganaug.data import parse_dataset_config, prepare, save_prepared
+from ganaug.data import save_prepared
+from ganaug.data.prepare import parse_dataset_config, prepare
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 

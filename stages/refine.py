@@ -4,30 +4,23 @@ pipeline: models/gan.pt and the selection made on data/pool."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from ganaug.config import (
-    REFINE_BASE,
-    SELECT_CONFIGS,
-    GanConfig,
-    GenerateConfig,
-    ParamsError,
-    RefineConfig,
-    ScoreConfig,
-)
+from ganaug.config import REFINE_BASE, GanConfig, GenerateConfig, RefineConfig, ScoreConfig
 from ganaug.data import load_prepared
+from ganaug.errors import ParamsError
+from ganaug.gan.family import LoadedGan
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
 from ganaug.refine import fine_tune, generate_score_select, save_round
+from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.selection import choose
+from ganaug.scoring import load_scores
+from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
-from ganaug.training import discard_resume
 
 
 def build_parser():
@@ -66,15 +59,17 @@ def round_config(params: dict, name: str) -> tuple[RefineConfig, str]:
     return cfg, start
 
 
-def start_point(args, start: str, cfg: RefineConfig, select_cfg, data):
+def start_point(args, start: str, cfg: RefineConfig, select_cfg, data, device):
     """``(GAN payload, (x, y) selected images)`` of the round this one starts from."""
     if start != REFINE_BASE:
         return (load_checkpoint(Path(args.start) / "gan.pt", kind="gan"),
                 load_selected(Path(args.start) / "selected.npz"))
     images, labels, _ = load_pool(args.pool)
-    scores = pd.read_csv(Path(args.scores) / "scores.csv")
-    chosen, _ = choose(scores, data.class_counts("train"), cfg.ratio, cfg.strategy, select_cfg,
-                       data.classes)
+    scores = load_scores(args.scores)
+    candidates = Candidates(scores=scores.table, features=scores.pool_features, images=images,
+                            real=data, device=device, classes=data.classes)
+    chosen, _ = choose(candidates, data.class_counts("train"), cfg.ratio, cfg.strategy,
+                       select_cfg)
     return load_checkpoint(args.gan, kind="gan"), (np.asarray(images[chosen]), labels[chosen])
 
 
@@ -83,22 +78,25 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg, start_name = round_config(params, args.round)
     gan_cfg = load_section(params, "gan", GanConfig)
-    select_cfg = load_section(params, f"select.{cfg.strategy}", SELECT_CONFIGS[cfg.strategy])
+    strategy = STRATEGIES.get(cfg.strategy)
+    select_cfg = load_section(params, f"select.{cfg.strategy}", strategy.config)
     device = resolve_device(params["device"])
     set_determinism(gan_cfg.seed)
     data = load_prepared(args.data)
     scorer, _ = load_classifier(args.scorer, device)
 
-    start, selected = start_point(args, start_name, cfg, select_cfg, data)
+    start, selected = start_point(args, start_name, cfg, select_cfg, data, device)
     result = fine_tune(data, start, selected, gan_cfg, cfg.steps, device, args.resume)
+    meta = {"round": args.round, "start": start_name, "steps": cfg.steps,
+            "trained_on": {"real": int(len(data.split("train")[1])),
+                           "selected": int(len(selected[1]))},
+            "final": result.history[-1] if result.history else {}}
+    payload = result.payload(meta=meta)
+    gan = LoadedGan(result.family, result.generator.eval(), result.discriminator.eval(), payload)
     x, y, stats = generate_score_select(
-        result.generator, result.discriminator, scorer, data, gan_cfg.z_dim, cfg, select_cfg,
-        load_section(params, "generate", GenerateConfig),
+        gan, scorer, data, cfg, select_cfg, load_section(params, "generate", GenerateConfig),
         load_section(params, "score", ScoreConfig), device)
-    meta = {"round": args.round, "start": start_name, "steps": cfg.steps, "trained_on": {"real": int(len(data.split("train")[1])),
-                                               "selected": int(len(selected[1]))},
-            "final": result.history[-1] if result.history else {}, "config": asdict(gan_cfg)}
-    save_round(args.out, result.payload(start["arch"], meta=meta), x, y)
+    save_round(args.out, payload, x, y)
     save_json(args.stats, {**meta, "strategy": cfg.strategy, "ratio": cfg.ratio, **stats})
     discard_resume(args.resume)
 

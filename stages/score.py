@@ -1,33 +1,24 @@
 """Stage score: one table with a row per synthetic image (confidence in the intended label,
-predicted label, realism), the features behind FID/KID, and FID/KID overall and per class."""
+predicted label, the discriminator's scores, provenance, distances to the nearest real images),
+the features behind FID/KID, and the pool's FID/KID, precision/recall/density/coverage, spread
+and memorisation check."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import numpy as np
-
-from ganaug.config import ParamsError, ScoreConfig
+from ganaug.config import ScoreConfig
 from ganaug.data import load_prepared
+from ganaug.errors import ParamsError
 from ganaug.gan import load_gan
-from ganaug.io import atomic_path, save_json
+from ganaug.inception import inception_report
+from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
-from ganaug.pool import load_pool
-from ganaug.report_figures import score_figures
+from ganaug.pool import load_pool, load_sources
+from ganaug.report_figures import memorisation_grid, score_figures
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.scoring import (
-    COLLAPSE_RATIO,
-    fid_report,
-    fid_subset,
-    pixel_diversity,
-    score_images,
-    score_summary,
-)
+from ganaug.scoring import fid_subset, run_score, save_scores
 from ganaug.stage import exit_with, load_section, parser, read_params
-from ganaug.tensors import batched
-
-log = logging.getLogger("ganaug.score")
 
 
 def build_parser():
@@ -57,51 +48,28 @@ def main(argv=None) -> None:
     images, labels, _ = load_pool(args.pool)
     data = load_prepared(args.data)
     scorer, _ = load_classifier(args.scorer, device)
-    _, disc, _ = load_gan(args.gan, device)
+    gan = load_gan(args.gan, device)
 
-    table, fake_feats = score_images(images, labels, scorer, disc, cfg.batch_size, device)
-    x_real, y_real = data.split("train")
-    real_feats = batched(scorer.features, x_real, cfg.batch_size, device).numpy().astype(np.float32)
-    subset = fid_subset(labels, cfg.fid_per_class, cfg.seed)
-    kw = {"subset_size": cfg.kid_subset_size, "subsets": cfg.kid_subsets, "seed": cfg.seed}
-    fid = fid_report(real_feats, y_real, fake_feats[subset], labels[subset], data.classes,
-                     feature_space="scorer", **kw)
-    diversity = pixel_diversity(x_real, y_real, images, labels, data.classes)
-    if diversity["collapsed"]:
-        log.warning("synthetic images vary less than %.0f%% as much as the real ones in %s: the "
-                    "GAN may have collapsed (diversity in %s)", 100 * COLLAPSE_RATIO,
-                    ", ".join(diversity["collapsed"]), args.metrics)
+    result = run_score(images, labels, load_sources(args.pool, len(labels)), scorer, gan, data,
+                       cfg, device)
     other = {}
     if "inception" in cfg.features:
-        other["inception"] = inception_report(args.external, images, labels, subset, data, cfg,
-                                              device, kw)
-
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        table.to_csv(tmp / "scores.csv", index=False)
-        np.savez(tmp / "features.npz", pool=fake_feats, real=real_feats, real_labels=y_real)
-    save_json(args.metrics, {"fid_kid": fid, "other_feature_spaces": other,
-                             "scores": score_summary(table, data.classes), "diversity": diversity})
-    score_figures(table, images, data.classes, Path(args.plots), per_class=cfg.grid_per_class)
-
-
-def inception_report(external: str, images, labels, subset, data, cfg: ScoreConfig, device,
-                     kw: dict) -> dict:
-    """FID/KID overall and per class in the standard FID Inception feature space."""
-    from ganaug.inception import FEATURE_SPACE, RESIZE, inception_features, load_fid_inception
-
-    weights = Path(external) / "inception.pth"
-    if not weights.is_file():
-        raise ParamsError(
-            f"score.features lists inception, but {weights} does not exist: add fetch.inception "
-            f"(url and sha256 of the FID Inception weights, see README.md) to params.yaml so that "
-            f"the fetch@inception stage provides it")
-    net = load_fid_inception(weights, device)
-    x_real, y_real = data.split("train")
-    real = inception_features(x_real, net, cfg.batch_size, device)
-    fake = inception_features(images[subset], net, cfg.batch_size, device)
-    return fid_report(real, y_real, fake, labels[subset], data.classes,
-                      feature_space=FEATURE_SPACE, resize=RESIZE, **kw)
+        weights = Path(args.external) / "inception.pth"
+        if not weights.is_file():
+            raise ParamsError(
+                f"score.features lists inception, but {weights} does not exist: add "
+                f"fetch.inception (url and sha256 of the FID Inception weights, see README.md) to "
+                f"params.yaml so that the fetch@inception stage provides it")
+        other["inception"] = inception_report(weights, images, labels,
+                                              fid_subset(labels, cfg.fid_per_class, cfg.seed),
+                                              data, cfg, device)
+    save_scores(args.out, result.scores)
+    save_json(args.metrics, {**result.metrics, "other_feature_spaces": other})
+    table = result.scores.table
+    score_figures(table, images, data.classes, Path(args.plots), per_class=cfg.grid_per_class,
+                  columns=gan.family.score_names)
+    memorisation_grid(table, images, data.split("train")[0], Path(args.plots) / "closest_to_train.png",
+                      n=cfg.grid_per_class * 2)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,18 @@ loss curves (dvclive) and fixed-noise sample grids as DVC plots."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 import torch
 
+from ganaug.checkpoints import save_checkpoint
 from ganaug.config import GanConfig
 from ganaug.data import load_prepared
-from ganaug.gan.train import fixed_inputs, sample, train_gan
+from ganaug.gan import family_for
+from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png, upscale_for
-from ganaug.models.checkpoint import save_checkpoint
+from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
-from ganaug.training import discard_resume
 
 
 def build_parser():
@@ -41,6 +40,7 @@ def main(argv=None) -> None:
     set_determinism(cfg.seed)
     data = load_prepared(args.data)
     x, y = data.split("train")
+    family_for(cfg, data.num_classes, data.image_shape)  # checks before anything is written
 
     with Live(dir=args.plots, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def on_log(step: int, rec: dict) -> None:
@@ -54,18 +54,17 @@ def main(argv=None) -> None:
 
     scale = upscale_for(x.shape[-1])
     per_class = 10
-    z, yz = fixed_inputs(cfg, data.num_classes, per_class)
-    save_png(f"{args.plots}/samples.png",
-             grid(sample(result.generator, z, yz, device), nrow=per_class, scale=scale))
+    samples = progress_samples(result.family, result.generator, x, y, per_class, cfg.seed + 1,
+                               device)
+    save_png(f"{args.plots}/samples.png", grid(samples, nrow=per_class, scale=scale))
     # One row per checkpoint, one column per class: how the fixed noise evolved.
     progress = torch.cat(result.progress)
     save_png(f"{args.plots}/progress.png", grid(progress, nrow=data.num_classes, scale=scale))
     save_png(f"{args.plots}/real.png", grid(_real_examples(x, y, data.num_classes, per_class),
                                             nrow=per_class, scale=scale))
-    save_checkpoint(args.out, result.payload(cfg.arch, meta={
-        "classes": data.classes, "steps": cfg.steps, "z_dim": cfg.z_dim,
-        "per_class": cfg.per_class, "ema_decay": cfg.ema_decay, "warmup_steps": cfg.warmup_steps,
-        "final": result.history[-1] if result.history else {}, "config": asdict(cfg),
+    save_checkpoint(args.out, result.payload(meta={
+        "classes": data.classes, "steps": cfg.steps,
+        "final": result.history[-1] if result.history else {},
     }))
     discard_resume(args.resume)
 

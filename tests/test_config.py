@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from ganaug.config import (
-    SELECT_CONFIGS,
     DataConfig,
     GanConfig,
     GenerateConfig,
@@ -26,7 +25,8 @@ from ganaug.config import (
     parse,
     read_params,
 )
-from ganaug.data import parse_dataset_config
+from ganaug.selection import STRATEGIES
+from ganaug.validate import validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_FILES = [REPO / "params.yaml", *sorted((REPO / "presets").glob("*.yaml"))]
@@ -41,7 +41,7 @@ SECTIONS: dict[str, type] = {
     "score": ScoreConfig,
     "classifier": TrainConfig,
     "report": ReportConfig,
-    **{f"select.{name}": cls for name, cls in SELECT_CONFIGS.items()},
+    **{f"select.{name}": STRATEGIES.get(name).config for name in STRATEGIES},
 }
 
 
@@ -99,9 +99,9 @@ def test_every_field_rejects_a_wrong_type(section, key):
     (ScoreConfig, "score", {"features": "inception"}, "score.features: Input should be a valid list"),
     (ScoreConfig, "score", {"features": ["scorer", "clip"]},
      "score.features.1: Input should be 'scorer' or 'inception'"),
-    (SELECT_CONFIGS["confidence"], "select.confidence", {"require_correct": "yes"},
+    (STRATEGIES.get("confidence").config, "select.confidence", {"require_correct": "yes"},
      "select.confidence.require_correct: Input should be a valid boolean"),
-    (SELECT_CONFIGS["confidence"], "select.confidence", {"require_correct": 1},
+    (STRATEGIES.get("confidence").config, "select.confidence", {"require_correct": 1},
      "select.confidence.require_correct: Input should be a valid boolean"),
     (ReportConfig, "report", {"confidence_level": "0.95"},
      "report.confidence_level: Input should be a valid number"),
@@ -126,10 +126,10 @@ def test_a_section_that_is_not_a_mapping_is_named():
     (DataConfig, "data", {"source": "d", "real_per_class": 0}, ["data", "real_per_class"]),
     (DataConfig, "data", {"source": "d", "val_fraction": 0.5, "test_fraction": 0.5},
      ["data", "val_fraction + test_fraction"]),
-    (TrainConfig, "classifier", {"arch": "no_such_net"}, ["classifier", "arch", "no_such_net"]),
-    (GanConfig, "gan", {"arch": "no_such_gan"}, ["gan", "arch", "no_such_gan"]),
+    (TrainConfig, "classifier", {"lr": 0.0}, ["classifier", "lr", "must be > 0"]),
+    (GanConfig, "gan", {"arch": "no;gan"}, ["gan", "arch", "no;gan"]),
     (GanConfig, "gan", {"n_critic": 0}, ["gan", "n_critic"]),
-    (SELECT_CONFIGS["threshold"], "select.threshold", {"min_confidence": 1.5},
+    (STRATEGIES.get("threshold").config, "select.threshold", {"min_confidence": 1.5},
      ["select.threshold", "min_confidence"]),
     (GenerateConfig, "generate", {"pool_multiplier": 0.5}, ["generate", "pool_multiplier"]),
     (ReportConfig, "report", {"confidence_level": 1.0}, ["report", "confidence_level"]),
@@ -159,14 +159,16 @@ def test_study_accepts_a_valid_grid():
 
 
 @pytest.mark.parametrize(("change", "words"), [
-    ({"strategies": ["random", "best"]}, ["strategies", "'best'", "confidence, random"]),
+    ({"strategies": ["random", "be st"]}, ["strategies", "'be st'", "not a usable name"]),
+    ({"targets": ["x;rm -rf ~"]}, ["targets", "not a usable name"]),
     ({"strategies": ["random", "random"]}, ["strategies", "duplicate", "'random'"]),
     ({"ratios": [1, 2, 1], "synthetic_only_ratio": 1}, ["ratios", "duplicate"]),
     ({"seeds": [0, 1, 0]}, ["seeds", "duplicate"]),
     ({"targets": ["typeset", "typeset"]}, ["targets", "duplicate"]),
     ({"ratios": [0, 2]}, ["ratios", "positive"]),
     ({"ratios": [-1, 2]}, ["ratios", "positive"]),
-    ({"ratios": [float("inf"), 2]}, ["ratios", "positive"]),
+    ({"ratios": [float("inf"), 2]}, ["study.ratios.0", "finite"]),
+    ({"ratios": [float("nan"), 2]}, ["study.ratios.0", "finite"]),
     ({"synthetic_only_ratio": 3}, ["synthetic_only_ratio", "must be one of ratios"]),
     ({"strategies": []}, ["must not be empty"]),
     ({"seeds": [-1]}, ["seeds", ">= 0"]),
@@ -180,7 +182,9 @@ def test_study_rejects_a_bad_grid(change, words):
 
 def test_study_strategy_none_is_not_listed():
     # The real-only baseline is always trained; "none" is not a selection strategy.
-    assert "'none'" in error_of(StudyConfig, {**STUDY, "strategies": ["none"]}, "study")
+    assert "'none' is the real-only baseline" in error_of(StudyConfig,
+                                                           {**STUDY, "strategies": ["none"]},
+                                                           "study")
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,25 +246,8 @@ def test_load_params_errors_name_the_file(tmp_path):
 
 @pytest.mark.parametrize("path", PARAMS_FILES, ids=[p.name for p in PARAMS_FILES])
 def test_repo_params_files_validate(path):
-    params = load_params(path)
-    checked = 0
-    for section, cls in SECTIONS.items():
-        try:
-            value = get_key(params, section, str(path))
-        except ParamsError:
-            continue  # a preset may leave a section to its defaults
-        parse(cls, value, section, str(path))
-        checked += 1
-    assert checked >= 8
-    datasets = params.get("datasets") or {}
-    for name, value in datasets.items():
-        parse_dataset_config(name, value)
-    # The grid's datasets exist.
-    source = params["data"]["source"]
-    assert source in datasets, f"{path}: data.source {source!r} is not under datasets"
-    for target in params["study"]["targets"]:
-        assert target in datasets, f"{path}: study.targets lists {target!r}, not under datasets"
-        assert target != source
+    parsed = validate_params(load_params(path), str(path))
+    assert {"study", "data", "datasets", "gan", "classifier", "select"} <= set(parsed)
 
 
 def test_score_rejects_a_kid_subset_size_below_two():

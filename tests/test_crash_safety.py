@@ -78,7 +78,9 @@ def test_train_killed_resumes_to_the_same_weights(two_copies):
     kill_when(killed, stage, killed / ".checkpoints/train-random-1-0.pt")
     assert not (killed / out).exists()
     proc = dvc(killed, "repro", "-s", stage)
-    assert "resumed from" in proc.stderr
+    assert "resuming from" in proc.stderr
     assert_same_weights(weights(straight / out, "state_dict"), weights(killed / out, "state_dict"))
     # And the rest of the study picks the resumed model up like any other.
-    assert stages_run(dvc(killed, "repro", "evaluate@random-1-0")) == {"evaluate@random-1-0"}
+    # (check_params too: the params changed, and every stage depends on it)
+    assert stages_run(dvc(killed, "repro", "evaluate@random-1-0")) == {"check_params",
+                                                                         "evaluate@random-1-0"}

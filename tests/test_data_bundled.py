@@ -9,15 +9,8 @@ import numpy as np
 import pytest
 
 from ganaug.config import DataConfig
-from ganaug.data import (
-    SPLITS,
-    Prepared,
-    load_prepared,
-    parse_dataset_config,
-    prepare,
-    save_prepared,
-)
-from ganaug.data.prepare import scarce_subset, stratified_split
+from ganaug.data import SPLITS, Prepared, load_prepared, save_prepared
+from ganaug.data.prepare import parse_dataset_config, prepare, scarce_subset, stratified_split
 from ganaug.io import DataFileError, load_npz, save_npz
 
 DATA_CFG = DataConfig(source="digits", real_per_class=20, val_fraction=0.15, test_fraction=0.25,

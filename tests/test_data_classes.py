@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from ganaug.config import DataConfig, ParamsError
-from ganaug.data import SPLITS, parse_dataset_config, prepare
+from ganaug.data import SPLITS
 from ganaug.data.classes import duplicates_of, row_keys
+from ganaug.data.prepare import parse_dataset_config, prepare
 
 
 def images(n: int, seed: int) -> np.ndarray:

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganaug.data import DATASET_KINDS, parse_dataset_config
 from ganaug.data.download import kaggle_credentials
 from ganaug.data.fer2013_csv import KAGGLE_COMPETITION
+from ganaug.data.prepare import DATASET_KINDS, parse_dataset_config
 from ganaug.io import DataFileError
 
 SECRET = "0123456789abcdef-not-a-real-key"

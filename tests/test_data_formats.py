@@ -18,9 +18,10 @@ import yaml
 from PIL import Image
 
 from ganaug.config import DataConfig, ParamsError
-from ganaug.data import DATASET_KINDS, load_prepared, parse_dataset_config, prepare, save_prepared
 from ganaug.data import fer2013_csv as fer_module
+from ganaug.data import load_prepared, save_prepared
 from ganaug.data.fer2013_csv import FER2013_CLASSES, KAGGLE_COMPETITION
+from ganaug.data.prepare import DATASET_KINDS, parse_dataset_config, prepare
 from ganaug.io import DataFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

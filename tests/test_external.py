@@ -12,9 +12,9 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-import torch.hub
 import yaml
 
+import ganaug.external as external
 from ganaug.config import ParamsError, parse
 from ganaug.external import (
     ExternalFileError,
@@ -46,7 +46,7 @@ def no_download(monkeypatch):
     def refuse(url, dst, *args, **kwargs):
         raise AssertionError(f"unexpected download of {url}")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(external, "download_to_file", refuse)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -153,7 +153,7 @@ def test_offline_says_where_to_place_the_file(tmp_path, monkeypatch, error):
         Path(dst).write_bytes(b"partial")  # a half-written file must not survive
         raise error
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fail)
+    monkeypatch.setattr(external, "download_to_file", fail)
     dirs = [tmp_path / "hub" / "checkpoints", tmp_path / "elsewhere"]
     dest = tmp_path / "out" / "w.pth"
     with pytest.raises(ExternalFileUnavailable) as err:
@@ -162,6 +162,29 @@ def test_offline_says_where_to_place_the_file(tmp_path, monkeypatch, error):
     assert isinstance(err.value, ValueError)
     for part in ("inception", REMOTE, NAME, str(dirs[0]), str(dirs[1]), DIGEST, "sha256"):
         assert part in msg, part
+    assert leftovers(dest.parent) == []
+
+
+def test_a_server_that_never_answers_times_out_and_leaves_nothing(tmp_path, monkeypatch):
+    """A listening socket that accepts connections and never sends a byte: the download gives
+    up after the timeout, with the message that says where to place the file."""
+    import socket
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    monkeypatch.setenv("GANAUG_DOWNLOAD_TIMEOUT", "1")
+    dest = tmp_path / "out" / "w.pth"
+    start = time.monotonic()
+    try:
+        with pytest.raises(ExternalFileUnavailable, match="timed out"):
+            fetch_file("w", f"http://127.0.0.1:{port}/{NAME}", DIGEST, dest,
+                       search_dirs=[tmp_path / "cache"])
+    finally:
+        server.close()
+    assert time.monotonic() - start < 30
     assert leftovers(dest.parent) == []
 
 

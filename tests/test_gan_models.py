@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from ganaug.gan import GANS, build_gan
+from ganaug.config import GanConfig
+from ganaug.gan import FAMILIES, family_for
 from ganaug.gan.losses import gradient_penalty
 from ganaug.gan.models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
 from ganaug.gan.train import ema_update
@@ -80,8 +81,8 @@ def test_per_class_networks_dispatch_rows_to_their_labels_member(size):
 
 @pytest.mark.parametrize("per_class", [False, True])
 def test_wgan_gp_critic_has_no_batch_norm(per_class):
-    _, disc, _, disc_kwargs = build_gan("wgan_gp", 4, 2, 2, (1, 8, 8), per_class=per_class)
-    assert disc_kwargs["norm"] != "batch"
+    cfg = GanConfig(arch="wgan_gp", z_dim=4, width=2, per_class=per_class)
+    disc = family_for(cfg, 2, (1, 8, 8)).build().discriminator
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules())
     # and so each image's critic value does not depend on the rest of the batch
     disc.train()
@@ -89,10 +90,12 @@ def test_wgan_gp_critic_has_no_batch_norm(per_class):
     assert torch.allclose(disc(x, y)[:2], disc(x[:2], y[:2]), atol=1e-6)
 
 
-def test_every_gan_builds_per_class_at_fer_size():
-    for name in GANS:
-        gen, disc, gk, _ = build_gan(name, 4, 2, 2, (1, 48, 48), per_class=True)
+def test_every_noise_gan_builds_per_class_at_fer_size():
+    for name in ("dcgan", "wgan_gp"):
+        nets = family_for(GanConfig(arch=name, z_dim=4, width=2, per_class=True), 2,
+                          (1, 48, 48)).build()
         z, y = torch.randn(4, 4), torch.tensor([0, 1, 1, 0])
-        out = gen(z, y)
-        assert out.shape == (4, 1, 48, 48) and disc(out, y).shape == (4,)
-        assert gk["num_classes"] == 2 and len(gen.members) == 2
+        out = nets.generator(z, y)
+        assert out.shape == (4, 1, 48, 48) and nets.discriminator(out, y).shape == (4,)
+        assert len(nets.generator.members) == 2
+    assert "dcgan" in FAMILIES

@@ -11,12 +11,13 @@ import pytest
 import torch
 import yaml
 
-import ganaug.gan.train as gan_train
+from ganaug.checkpoints import load_checkpoint, save_checkpoint
 from ganaug.config import GanConfig
 from ganaug.data import Prepared, save_prepared
+from ganaug.errors import TrainingDiverged
 from ganaug.gan import load_gan
-from ganaug.gan.train import GanDivergedError, train_gan
-from ganaug.models.checkpoint import load_checkpoint, save_checkpoint
+from ganaug.gan.noise import WGANGP
+from ganaug.gan.train import train_gan
 from ganaug.stage import run
 
 CPU = torch.device("cpu")
@@ -83,7 +84,7 @@ def test_a_run_killed_half_way_resumes_to_the_same_weights(data, tmp_path, chang
     assert_same(weights(resumed.generator), weights(whole.generator))
     assert_same(weights(resumed.discriminator), weights(whole.discriminator))
     if cfg.ema_decay:
-        assert_same(weights(resumed.raw_generator), weights(whole.raw_generator))
+        assert_same(weights(resumed.nets.generator), weights(whole.nets.generator))
     for a, b in zip(resumed.progress, whole.progress, strict=True):
         assert torch.equal(a, b)
 
@@ -91,23 +92,23 @@ def test_a_run_killed_half_way_resumes_to_the_same_weights(data, tmp_path, chang
 def test_a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(data, tmp_path, monkeypatch):
     cfg = tiny(arch="wgan_gp", per_class=True, steps=10)
     good = train_gan(*data, K, tiny(arch="wgan_gp", per_class=True, steps=4), CPU)
-    original, calls = gan_train._d_loss, []
+    original, calls = WGANGP.d_loss, []
 
-    def poisoned(p, *args):
+    def poisoned(self, *args):
         calls.append(1)
-        rec = original(p, *args)
-        if len(calls) > 4 * K:  # steps 1-4 call it once per class; step 5 gets a NaN
-            rec["loss_d"] = rec["loss_d"] * float("nan")
-        return rec
+        loss, logs = original(self, *args)
+        if len(calls) > 4:  # steps 1-4 call it once; step 5 gets a NaN
+            loss = loss * float("nan")
+        return loss, logs
 
-    monkeypatch.setattr(gan_train, "_d_loss", poisoned)
+    monkeypatch.setattr(WGANGP, "d_loss", poisoned)
     resume = tmp_path / "resume.pt"
-    with pytest.raises(GanDivergedError, match=r"diverged at step 5: .*\(step 4\)"):
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5: .*\(step 4\)"):
         train_gan(*data, K, cfg, CPU, resume)
     kept = load_checkpoint(resume, kind="resume-gan")
     assert kept["step"] == 4
-    assert_same(kept["generator"], weights(good.raw_generator))
-    assert_same(kept["ema"], weights(good.generator))
+    assert_same(kept["states"]["nets"], weights(good.nets))
+    assert_same(kept["states"]["ema"], weights(good.ema))
 
 
 def test_an_exploding_learning_rate_fails_the_stage_with_the_step(tmp_path, caplog):
@@ -116,7 +117,7 @@ def test_an_exploding_learning_rate_fails_the_stage_with_the_step(tmp_path, capl
     argv = stage_inputs(tmp_path, {"lr_g": 1e30, "lr_d": 1e30})
     with caplog.at_level(logging.ERROR):
         assert run(stage.main, argv) == 1
-    assert "GanDivergedError" in caplog.text and "diverged at step" in caplog.text
+    assert "TrainingDiverged" in caplog.text and "diverged at step" in caplog.text
     assert not (tmp_path / "gan.pt").exists()
 
 
@@ -129,8 +130,8 @@ def test_per_class_pairs_learn_only_from_their_own_class(data):
     b = train_gan(x2, y, K, cfg, CPU)
     for c, same in ((0, True), (1, False), (2, True)):
         for net in ("generator", "discriminator"):
-            wa = weights(getattr(a, net).members[c])
-            wb = weights(getattr(b, net).members[c])
+            wa = weights(getattr(a.nets, net).members[c])
+            wb = weights(getattr(b.nets, net).members[c])
             assert all(torch.equal(wa[k], wb[k]) for k in wa) == same, (c, net)
 
 
@@ -142,20 +143,19 @@ def test_per_class_needs_every_class(data):
 
 def test_the_checkpoint_marks_the_ema_generator_for_generation(data, tmp_path):
     result = train_gan(*data, K, tiny(ema_decay=0.9), CPU)
-    assert result.generator_kind == "ema" and result.raw_generator is not None
+    assert result.ema is not None and result.generator is result.ema
     path = tmp_path / "gan.pt"
-    save_checkpoint(path, result.payload("dcgan", meta={}))
-    gen, _, payload = load_gan(path)
-    raw, _, _ = load_gan(path, raw=True)
-    assert payload["generator_kind"] == "ema"
-    assert_same(weights(gen), weights(result.generator))
-    assert_same(weights(raw), weights(result.raw_generator))
-    assert not torch.equal(gen.fc[0].weight, raw.fc[0].weight)
+    save_checkpoint(path, result.payload(meta={}))
+    loaded, raw = load_gan(path), load_gan(path, raw=True)
+    assert loaded.payload["generator_kind"] == "ema"
+    assert_same(weights(loaded.generator), weights(result.generator))
+    assert_same(weights(raw.generator), weights(result.nets.generator))
+    assert not torch.equal(loaded.generator.fc[0].weight, raw.generator.fc[0].weight)
 
     plain = train_gan(*data, K, tiny(ema_decay=0.0), CPU)
-    assert plain.generator_kind == "raw" and plain.raw_generator is None
-    assert_same(weights(plain.generator), weights(result.raw_generator))  # EMA changes no training
-    assert plain.payload("dcgan", meta={})["generator_raw"] is None
+    assert plain.ema is None and plain.payload(meta={})["generator_kind"] == "raw"
+    assert_same(weights(plain.generator), weights(result.nets.generator))  # EMA changes no training
+    assert plain.payload(meta={})["generator_raw"] is None
 
 
 def test_warmup_trains_the_generator_by_feature_matching_first(data):
@@ -199,9 +199,9 @@ def test_the_stages_train_a_per_class_wgan_gp_and_generate_from_its_ema(tmp_path
     assert not (tmp_path / "resume.pt").exists()
     for name in ("samples.png", "progress.png", "real.png"):
         assert (tmp_path / "plots" / name).is_file()
-    gen, disc, payload = load_gan(tmp_path / "gan.pt")
-    assert payload["per_class"] and payload["generator_kind"] == "ema"
-    assert payload["meta"]["steps"] == 4 and payload["meta"]["per_class"]
+    payload = load_gan(tmp_path / "gan.pt").payload
+    assert payload["config"]["per_class"] and payload["generator_kind"] == "ema"
+    assert payload["meta"]["steps"] == 4
     assert run(generate.main, ["--gan", str(tmp_path / "gan.pt"), "--data",
                                str(tmp_path / "src.npz"), "--out", str(tmp_path / "pool"),
                                "--test-out", str(tmp_path / "synthetic_test.npz"),

@@ -30,7 +30,8 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
     repo, ran = tiny_study
     p = read_yaml(TINY)["study"]
     strategies, seeds = p["strategies"], p["seeds"]
-    expected = {"prepare@digits", "prepare@typeset", "train_scorer", "train_gan", "generate",
+    expected = {"check_params", "prepare@digits", "prepare@typeset", "train_scorer", "train_gan",
+                "generate",
                 "score", "report"}
     expected |= instances(strategies, p["ratios"], seeds)
     expected |= {f"train_baseline@{s}" for s in seeds} | {f"evaluate_baseline@{s}" for s in seeds}
@@ -62,7 +63,7 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
 def test_outputs_are_few_large_files(tiny_study):
     repo, _ = tiny_study
     pool = sorted(p.name for p in (repo / "data/pool").iterdir())
-    assert pool == ["images.npy", "labels.npy", "meta.json"]
+    assert pool == ["images.npy", "labels.npy", "meta.json", "sources.npy"]
     images = np.load(repo / "data/pool/images.npy", mmap_mode="r")
     assert images.dtype == np.uint8 and images.ndim == 4 and len(images) > 100
     assert sorted(p.name for p in (repo / "data/scores").iterdir()) == ["features.npz", "scores.csv"]
@@ -81,7 +82,7 @@ def test_adding_a_ratio_runs_only_its_instances(study_copy):
     edit_params(study_copy, **{"study.ratios": [1, 2]})
     ran = stages_run(dvc(study_copy, "repro"))
     p = read_yaml(study_copy / "params.yaml")["study"]
-    assert ran == instances(p["strategies"], [2], p["seeds"]) | {"report"}
+    assert ran == instances(p["strategies"], [2], p["seeds"]) | {"check_params", "report"}
 
 
 def test_adding_a_refinement_round_runs_only_that_round(study_copy):
@@ -89,7 +90,8 @@ def test_adding_a_refinement_round_runs_only_that_round(study_copy):
     last = list(rounds)[-1]
     edit_params(study_copy, **{"refine.rounds": {**rounds, "next": last}})
     ran = stages_run(dvc(study_copy, "repro"))
-    assert ran == {"refine@next", "train_refine@next-0", "evaluate_refine@next-0", "report"}
+    assert ran == {"check_params", "refine@next", "train_refine@next-0", "evaluate_refine@next-0",
+                   "report"}
     stats = json.loads((study_copy / "metrics/refine/next.json").read_text())
     assert stats["start"] == last
 
@@ -102,7 +104,7 @@ def test_adding_a_seed_adds_only_train_and_evaluate(study_copy):
     new |= {f"train_synthetic@{s}-1" for s in p["strategies"]}
     new |= {f"train_refine@{r}-1" for r in read_yaml(study_copy / "params.yaml")["refine"]["rounds"]}
     new |= {name.replace("train", "evaluate", 1) for name in new}
-    assert ran == new | {"report"}
+    assert ran == new | {"check_params", "report"}
 
 
 def test_threshold_change_reruns_only_threshold_instances(study_copy):
@@ -115,7 +117,7 @@ def test_threshold_change_reruns_only_threshold_instances(study_copy):
     # Refinement selects by refine.strategy (threshold in the tiny preset), so its rounds rerun too.
     refinement = {"refine", "train_refine", "evaluate_refine"}
     assert all("threshold" in name or name.split("@")[0] in refinement
-               for name in ran - {"report"}), ran
+               for name in ran - {"check_params", "report"}), ran
     stats = json.loads((study_copy / "metrics/select/threshold-1.json").read_text())
     assert stats["chosen_total"] <= stats["k_total"]
     assert stats["shortfall_total"] == stats["k_total"] - stats["chosen_total"]
@@ -132,7 +134,7 @@ def test_same_params_give_the_same_bits(study_copy):
 def test_metrics_diff_after_a_change(study_copy):
     """A report-only param reruns only the report, and `dvc metrics diff` shows what moved."""
     edit_params(study_copy, **{"report.confidence_level": 0.9})
-    assert stages_run(dvc(study_copy, "repro")) == {"report"}
+    assert stages_run(dvc(study_copy, "repro")) == {"check_params", "report"}
     changed = json.loads(dvc(study_copy, "metrics", "diff", "--json").stdout)
     changed = changed["metrics/summary.json"]
     assert changed["confidence_level"] == {"old": 0.95, "new": 0.9, "diff": pytest.approx(-0.05)}

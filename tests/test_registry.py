@@ -1,4 +1,5 @@
-"""Every registered classifier and GAN: shapes, ranges, gradients; checkpoints that round-trip.
+"""Every registered classifier: shapes, ranges, gradients; checkpoints that round-trip (the GAN
+families: tests/test_gan_families.py).
 
 The registries are iterated at collection time, so a new architecture is tested here for free.
 """
@@ -11,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganaug.gan import GANS, build_gan, load_gan
-from ganaug.gan.registry import gan_payload
+from ganaug.config import GanConfig
+from ganaug.gan import family_for, gan_payload, load_gan
 from ganaug.models import CLASSIFIERS, CheckpointError
 from ganaug.models.checkpoint import (
     classifier_payload,
@@ -22,10 +23,8 @@ from ganaug.models.checkpoint import (
     save_checkpoint,
 )
 
-# (channels, size): the 8x8 digits, MNIST-like and CIFAR-like images for every architecture;
-# GANs (cheap, and their upsampling plan depends on the size) also get FER2013-like 48x48.
+# (channels, size): the 8x8 digits, MNIST-like and CIFAR-like images for every architecture.
 CLASSIFIER_SHAPES = [(1, 8), (1, 28), (3, 32)]
-GAN_SHAPES = [(1, 8), (1, 28), (3, 32), (1, 48)]
 NUM_CLASSES = 5
 
 
@@ -96,59 +95,6 @@ def test_classifier_checkpoint_round_trip_gives_identical_outputs(name, tmp_path
 
 
 # --------------------------------------------------------------------------------------------
-# GANs
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("channels", "size"), GAN_SHAPES)
-@pytest.mark.parametrize("name", list(GANS))
-def test_gan_forward_backward_and_shapes(name, channels, size):
-    spec = GANS.get(name)()
-    gen, disc, gen_kwargs, disc_kwargs = build_gan(name, z_dim=8, width=4,
-                                                   num_classes=NUM_CLASSES,
-                                                   image_shape=(channels, size, size))
-    assert gen_kwargs["image_size"] == size and disc_kwargs["image_size"] == size
-    n = 4
-    z, y = torch.randn(n, 8), torch.arange(n) % NUM_CLASSES
-    fake = gen(z, y)
-    assert fake.shape == (n, channels, size, size)
-    assert fake.min() >= -1 and fake.max() <= 1 and torch.isfinite(fake).all()
-    d_real, d_fake = disc(images(n, channels, size), y), disc(fake.detach(), y)
-    assert d_real.shape == (n,) and d_fake.shape == (n,)
-    loss_d = spec.d_loss(d_real, d_fake)
-    assert loss_d.shape == () and torch.isfinite(loss_d)
-    loss_d.backward()
-    assert_grads_finite(disc)
-    disc.zero_grad()
-    loss_g = spec.g_loss(disc(fake, y))
-    assert torch.isfinite(loss_g)
-    loss_g.backward()
-    assert_grads_finite(gen)
-
-
-@pytest.mark.parametrize("per_class", [False, True])
-@pytest.mark.parametrize("name", list(GANS))
-def test_gan_checkpoint_round_trip(name, per_class, tmp_path):
-    gen, disc, gen_kwargs, disc_kwargs = build_gan(name, 8, 4, 3, (1, 8, 8), per_class=per_class)
-    gen.train()
-    disc.train()
-    z, y = torch.randn(6, 8), torch.arange(6) % 3
-    disc(gen(z, y), y)  # move batch-norm running statistics off their defaults
-    path = tmp_path / "gan.pt"
-    save_checkpoint(path, gan_payload(name, gen, disc, gen_kwargs, disc_kwargs,
-                                      per_class=per_class, meta={"steps": 1}))
-    gen2, disc2, payload = load_gan(path)
-    assert payload["arch"] == name and payload["meta"] == {"steps": 1}
-    assert not gen2.training and not disc2.training
-    gen.eval()
-    disc.eval()
-    with torch.no_grad():
-        x = gen(z, y)
-        assert torch.equal(x, gen2(z, y))
-        assert torch.equal(disc(x, y), disc2(x, y))
-
-
-# --------------------------------------------------------------------------------------------
 # Unknown names
 # --------------------------------------------------------------------------------------------
 
@@ -159,15 +105,6 @@ def test_unknown_classifier_name_lists_the_known_ones():
     msg = str(info.value)
     assert "no_such_net" in msg
     for name in CLASSIFIERS:
-        assert name in msg
-
-
-def test_unknown_gan_name_lists_the_known_ones():
-    with pytest.raises(KeyError) as info:
-        build_gan("no_such_gan", 8, 4, 2, (1, 8, 8))
-    msg = str(info.value)
-    assert "no_such_gan" in msg
-    for name in GANS:
         assert name in msg
 
 
@@ -220,11 +157,9 @@ def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
 def test_checkpoint_of_another_kind_is_refused(classifier_file, tmp_path):
     with pytest.raises(CheckpointError, match=rf"{re.escape(str(classifier_file))}.*'classifier'.*'gan'"):
         load_gan(classifier_file)
-    gen, disc, gk, dk = build_gan(next(iter(GANS)), 8, 4, 2, (1, 8, 8))
+    family = family_for(GanConfig(z_dim=8, width=4), 2, (1, 8, 8))
     gan_file = tmp_path / "gan.pt"
-    save_checkpoint(gan_file, {"kind": "gan", "gen_kwargs": gk, "disc_kwargs": dk,
-                               "generator": gen.state_dict(),
-                               "discriminator": disc.state_dict()})
+    save_checkpoint(gan_file, gan_payload(family, family.build(), None))
     with pytest.raises(CheckpointError, match=re.escape(str(gan_file))):
         load_classifier(gan_file)
     # A dict without a kind, and a non-dict, are not this project's checkpoints.
@@ -251,7 +186,7 @@ def test_classifier_checkpoint_with_mismatched_kwargs_is_refused(tmp_path):
 def test_load_state_with_another_architectures_weights(tmp_path):
     name = next(iter(CLASSIFIERS))
     model, _ = make_classifier(name)
-    gen, _, _, _ = build_gan(next(iter(GANS)), 8, 4, NUM_CLASSES, (1, 8, 8))
+    gen = family_for(GanConfig(z_dim=8, width=4), NUM_CLASSES, (1, 8, 8)).build().generator
     path = tmp_path / "foreign.pt"
     with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))}.*the generator weights"):
         load_state(gen, model.state_dict(), path, "generator")

@@ -6,23 +6,35 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ganaug.config import (
-    SELECT_CONFIGS,
-    ConfidenceSelectConfig,
-    RandomSelectConfig,
-    RealismSelectConfig,
-    ThresholdSelectConfig,
-)
+from ganaug.data import Prepared
 from ganaug.selection import (
     STRATEGIES,
+    Candidates,
     check_pool_capacity,
+    choose,
     k_per_class,
+    selection_stats,
+)
+from ganaug.selection.kcenter import KCenterConfig, greedy_k_center, select_kcenter
+from ganaug.selection.strategies import (
+    CombinedConfig,
+    ConfidenceConfig,
+    RandomConfig,
+    RealismConfig,
+    ThresholdConfig,
+    combined_score,
+    select_combined,
     select_confidence,
     select_random,
     select_realism,
     select_threshold,
-    selection_stats,
 )
+
+ConfidenceSelectConfig, RandomSelectConfig = ConfidenceConfig, RandomConfig
+RealismSelectConfig, ThresholdSelectConfig = RealismConfig, ThresholdConfig
+# Cheap settings for strategies whose defaults train networks.
+TINY_CONFIGS = {"rl": dict(episodes=2, candidates_per_episode=4, child_steps=2, child_width=2,
+                           policy_width=2, batch_size=8)}
 
 # One row per pool image. Pool indices are not row positions (rows are in scrambled order) so a
 # strategy that confused the two would be caught.
@@ -120,34 +132,34 @@ def test_check_pool_capacity_counts_a_class_missing_from_the_pool(scores):
 
 
 def test_confidence_picks_top_k_per_class_ties_to_lower_index(scores):
-    chosen = select_confidence(scores, np.array([3, 2]), ConfidenceSelectConfig())
+    chosen = select_confidence(Candidates(scores), np.array([3, 2]), ConfidenceSelectConfig())
     # a: 14 (.95), then 10 and 12 (.90); b: 17 (.80), then the lowest index of the .30 tie.
     assert chosen.tolist() == [10, 12, 14, 15, 17]
 
 
 def test_confidence_tie_at_the_cut_goes_to_the_lower_index(scores):
-    chosen = select_confidence(scores, np.array([2, 0]), ConfidenceSelectConfig())
+    chosen = select_confidence(Candidates(scores), np.array([2, 0]), ConfidenceSelectConfig())
     assert chosen.tolist() == [10, 14]  # 10 and 12 tie at .90; 10 wins
 
 
 def test_confidence_require_correct_drops_misclassified_images(scores):
     cfg = ConfidenceSelectConfig(require_correct=True)
-    chosen = select_confidence(scores, np.array([2, 2]), cfg)
+    chosen = select_confidence(Candidates(scores), np.array([2, 2]), cfg)
     # 14 (.95) is predicted as b, so a gets 10 and 12; b: 17 then 15 (16 is predicted as a).
     assert chosen.tolist() == [10, 12, 15, 17]
     # a has only three correctly predicted images: a K of 4 gets three, never padding.
-    short = select_confidence(scores, np.array([4, 0]), cfg)
+    short = select_confidence(Candidates(scores), np.array([4, 0]), cfg)
     assert short.tolist() == [10, 11, 12]
 
 
 def test_realism_picks_top_k_per_class_ties_to_lower_index(scores):
-    chosen = select_realism(scores, np.array([2, 2]), RealismSelectConfig())
+    chosen = select_realism(Candidates(scores), np.array([2, 2]), RealismSelectConfig())
     # a: 13 (.9), then 11 and 12 tie at .7 -> 11; b: 15 and 16 tie at 2.0.
     assert chosen.tolist() == [11, 13, 15, 16]
 
 
 def test_realism_require_correct(scores):
-    chosen = select_realism(scores, np.array([2, 2]), RealismSelectConfig(require_correct=True))
+    chosen = select_realism(Candidates(scores), np.array([2, 2]), RealismSelectConfig(require_correct=True))
     assert chosen.tolist() == [11, 12, 15, 17]
 
 
@@ -156,7 +168,7 @@ def test_top_k_strategies_match_a_sort_on_a_larger_pool():
     k = np.array([7, 0, 13])
     for column, fn, cfg in (("confidence", select_confidence, ConfidenceSelectConfig()),
                             ("realism", select_realism, RealismSelectConfig())):
-        chosen = fn(pool, k, cfg)
+        chosen = fn(Candidates(pool), k, cfg)
         expected = []
         for c, kc in enumerate(k):
             rows = pool[pool.label == c].sort_values([column, "index"], ascending=[False, True])
@@ -168,9 +180,9 @@ def test_random_is_reproducible_per_seed_and_respects_classes():
     pool = big_pool()
     labels = label_of(pool)
     k = np.array([5, 0, 12])
-    a = select_random(pool, k, RandomSelectConfig(seed=3))
-    b = select_random(pool, k, RandomSelectConfig(seed=3))
-    c = select_random(pool, k, RandomSelectConfig(seed=4))
+    a = select_random(Candidates(pool), k, RandomSelectConfig(seed=3))
+    b = select_random(Candidates(pool), k, RandomSelectConfig(seed=3))
+    c = select_random(Candidates(pool), k, RandomSelectConfig(seed=4))
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     for chosen in (a, c):
@@ -183,7 +195,7 @@ def test_random_is_reproducible_per_seed_and_respects_classes():
 def test_threshold_keeps_only_passing_images_caps_at_k_and_reports_shortfall(scores):
     cfg = ThresholdSelectConfig(min_confidence=0.5, seed=0)
     k = np.array([3, 2])
-    chosen = select_threshold(scores, k, cfg)
+    chosen = select_threshold(Candidates(scores), k, cfg)
     labels = label_of(scores)
     a = [i for i in chosen if labels[i] == 0]
     b = [i for i in chosen if labels[i] == 1]
@@ -194,7 +206,7 @@ def test_threshold_keeps_only_passing_images_caps_at_k_and_reports_shortfall(sco
     assert stats["per_class"]["a"]["shortfall"] == 0
     assert stats["shortfall_total"] == 1 and not stats["filled"]
     assert stats["chosen_total"] == 4 and stats["k_total"] == 5
-    assert np.array_equal(chosen, select_threshold(scores, k, cfg))  # same seed, same choice
+    assert np.array_equal(chosen, select_threshold(Candidates(scores), k, cfg))  # same seed, same choice
 
 
 def test_threshold_on_a_larger_pool_never_selects_below_t():
@@ -202,37 +214,120 @@ def test_threshold_on_a_larger_pool_never_selects_below_t():
     conf = dict(zip(pool["index"], pool["confidence"], strict=True))
     labels = label_of(pool)
     k = np.array([10, 30, 60])
-    chosen = select_threshold(pool, k, ThresholdSelectConfig(min_confidence=0.6, seed=1))
+    chosen = select_threshold(Candidates(pool), k, ThresholdSelectConfig(min_confidence=0.6, seed=1))
     assert all(conf[i] >= 0.6 for i in chosen)
     counts = np.bincount([labels[i] for i in chosen], minlength=3)
     passing = np.bincount(pool.label[pool.confidence >= 0.6], minlength=3)
     assert counts.tolist() == np.minimum(k, passing).tolist()
-    other = select_threshold(pool, k, ThresholdSelectConfig(min_confidence=0.6, seed=2))
+    other = select_threshold(Candidates(pool), k, ThresholdSelectConfig(min_confidence=0.6, seed=2))
     assert not np.array_equal(chosen, other)
 
 
 def test_threshold_of_one_keeps_only_certain_images(scores):
-    chosen = select_threshold(scores, np.array([3, 3]), ThresholdSelectConfig(min_confidence=1.0))
+    chosen = select_threshold(Candidates(scores), np.array([3, 3]), ThresholdSelectConfig(min_confidence=1.0))
     assert chosen.size == 0
 
 
+def full_candidates(scores: pd.DataFrame, num_classes: int, seed: int = 0) -> Candidates:
+    """Candidates with everything a strategy may read: features and 8x8 images indexed by pool
+    index, and a small real dataset."""
+    rng = np.random.default_rng(seed)
+    n = int(scores["index"].max()) + 1
+    images = rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)
+    y = np.repeat(np.arange(num_classes), 4)
+    x = rng.integers(0, 256, (len(y), 1, 8, 8), dtype=np.uint8)
+    real = Prepared(splits={"train": (x, y), "val": (x, y), "test": (x, y)},
+                    classes=[str(c) for c in range(num_classes)], meta={})
+    return Candidates(scores=scores, features=rng.normal(size=(n, 6)).astype(np.float32),
+                      images=images, real=real, device="cpu",
+                      classes=[str(c) for c in range(num_classes)])
+
+
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_every_strategy_picks_at_most_k_from_the_right_class(name):
+def test_every_strategy_picks_at_most_k_from_the_right_class(name, one_thread):
     pool = big_pool(per_class=40, num_classes=4, seed=5)
     labels = label_of(pool)
     k = np.array([0, 3, 40, 11])
-    chosen = STRATEGIES.get(name)(pool, k, SELECT_CONFIGS[name]())
+    strategy = STRATEGIES.get(name)
+    chosen, extra = strategy.pick(full_candidates(pool, 4), k,
+                                  strategy.config(**TINY_CONFIGS.get(name, {})))
     assert len(np.unique(chosen)) == len(chosen)
     assert set(chosen.tolist()) <= set(pool["index"].tolist())
     counts = np.bincount([labels[i] for i in chosen], minlength=4)
     assert np.all(counts <= k)
     assert counts[0] == 0
+    assert isinstance(extra, dict)
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))
-def test_every_strategy_with_zero_k_selects_nothing(name, scores):
-    chosen = STRATEGIES.get(name)(scores, np.array([0, 0]), SELECT_CONFIGS[name]())
+def test_every_strategy_with_zero_k_selects_nothing(name, scores, one_thread):
+    strategy = STRATEGIES.get(name)
+    chosen, _ = strategy.pick(full_candidates(scores, 2), np.array([0, 0]),
+                              strategy.config(**TINY_CONFIGS.get(name, {})))
     assert chosen.size == 0
+
+
+def test_choose_reports_nothing_passing_as_a_selection_error(scores):
+    from ganaug.errors import SelectionError
+
+    with pytest.raises(SelectionError, match="select.threshold"):
+        choose(Candidates(scores, classes=CLASSES), np.array([4, 4]), 0.5, "threshold",
+               ThresholdConfig(min_confidence=1.0))
+
+
+# --------------------------------------------------------------------------------------------
+# combined and kcenter
+# --------------------------------------------------------------------------------------------
+
+
+def test_combined_score_by_hand():
+    realism = np.array([1.0, 3.0])  # standardised: -1, +1
+    conf = np.array([np.exp(-1.0), np.exp(-4.0)])
+    assert combined_score(realism, conf, 1.0, True) == pytest.approx([-2.0, -3.0])
+    assert combined_score(realism, conf, 0.5, False) == pytest.approx([0.5, 1.0])
+    assert combined_score(realism, conf, 0.0, True) == pytest.approx([-1.0, 1.0])
+    # A constant realism column stays 0; a confidence of 0 does not give -inf.
+    out = combined_score(np.array([2.0, 2.0]), np.array([0.0, 1.0]), 1.0, True)
+    assert np.isfinite(out).all() and out[1] == 0.0 and out[0] < -700
+
+
+def test_combined_weight_moves_from_realism_to_confidence(scores):
+    k = np.array([2, 1])
+    by_realism = select_combined(Candidates(scores), k, CombinedConfig(weight=0.0))
+    assert by_realism.tolist() == select_realism(Candidates(scores), k, RealismConfig()).tolist()
+    k = np.array([1, 1])  # (a tie at the second place of class a would go by realism)
+    by_conf = select_combined(Candidates(scores), k, CombinedConfig(weight=1000.0))
+    assert by_conf.tolist() == select_confidence(Candidates(scores), k,
+                                                 ConfidenceConfig()).tolist()
+
+
+def test_k_center_picks_the_known_farthest_points():
+    # A cluster near the origin and three far corners: after the start (the origin), k-center
+    # takes the farthest corner, then the farthest from both, and so on.
+    x = np.array([[0, 0], [0.1, 0], [0, 0.1], [10, 0], [0, 6], [-3, -3], [0.05, 0.05]], float)
+    assert greedy_k_center(x, 4, first=0).tolist() == [0, 3, 4, 5]
+    assert greedy_k_center(x, 1, first=6).tolist() == [6]
+    assert greedy_k_center(x, 0, first=0).tolist() == []
+    assert sorted(greedy_k_center(x, 10, first=0).tolist()) == list(range(7))  # capped at N
+
+
+def test_kcenter_selection_spreads_out_where_confidence_clusters():
+    # Class 0: ten near-duplicates with the highest confidence and five spread-out images.
+    feats = np.concatenate([np.full((10, 2), 5.0) + np.arange(10)[:, None] * 1e-3,
+                            np.array([[0, 0], [10, 0], [0, 10], [10, 10], [-5, 5]], float)])
+    scores = pd.DataFrame({"index": np.arange(15), "label": 0,
+                           "confidence": np.r_[np.full(10, 0.9), np.full(5, 0.5)],
+                           "predicted": 0, "realism": 0.0})
+    cand = Candidates(scores, features=feats.astype(np.float32), classes=["a"])
+    top = select_confidence(cand, np.array([5]), ConfidenceConfig())
+    spread = select_kcenter(cand, np.array([5]), KCenterConfig())
+    assert set(top.tolist()) <= set(range(10))  # confidence takes near-duplicates
+    assert len(set(spread.tolist()) & set(range(10))) == 1  # k-center takes one of them
+    stats_top = selection_stats(scores, top, np.array([5]), ["a"], feats)
+    stats_spread = selection_stats(scores, spread, np.array([5]), ["a"], feats)
+    assert stats_top["spread_vs_random"] < 1 < stats_spread["spread_vs_random"]
+    only_confident = select_kcenter(cand, np.array([5]), KCenterConfig(min_confidence=0.8))
+    assert set(only_confident.tolist()) <= set(range(10))
 
 
 # --------------------------------------------------------------------------------------------

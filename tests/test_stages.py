@@ -107,6 +107,11 @@ def scored(tmp_path):
                   "realism": rng.normal(size=12)}).to_csv(scores / "scores.csv", index=False)
     np.savez(scores / "features.npz", pool=rng.normal(size=(12, 4)),
              real=rng.normal(size=(12, 4)), real_labels=y)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    np.save(pool / "images.npy", rng.integers(0, 256, (12, 1, 8, 8), dtype=np.uint8))
+    np.save(pool / "labels.npy", y.astype(np.int64))
+    (pool / "meta.json").write_text("{}")
     return tmp_path
 
 
@@ -151,7 +156,7 @@ def test_select_refuses_an_empty_selection(scored, params_file):
 @pytest.mark.parametrize(("key", "value", "needle"), [
     ("gan.colour", "blue", "gan.colour: unknown key"),
     ("gan.lr_g", "fast", "gan.lr_g: Input should be a valid number"),
-    ("gan.arch", "stylegan9", "unknown GAN 'stylegan9'"),
+    ("gan.arch", "stylegan9", "unknown GAN family 'stylegan9'"),
 ])
 def test_train_gan_rejects_bad_params(scored, params_file, key, value, needle):
     out = scored / "out"

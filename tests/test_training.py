@@ -95,22 +95,22 @@ def test_training_is_deterministic_for_every_balance(balance, one_thread):
 
 def test_resume_reaches_the_same_weights(tmp_path, monkeypatch, one_thread):
     """A run stopped after its first checkpoint and started again ends where a straight run does."""
-    import ganaug.training as training
+    from ganaug.resume import ResumeFile
 
     x, y = _data()
     straight = train_classifier(x, y, x, y, 3, CFG, seed=0, device=torch.device("cpu"))
     resume = tmp_path / "resume.pt"
-    real_save = training._save_resume
+    real_save = ResumeFile.save
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise KeyboardInterrupt  # as if killed right after the checkpoint landed
 
-    monkeypatch.setattr(training, "_save_resume", save_then_die)
+    monkeypatch.setattr(ResumeFile, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(x, y, x, y, 3, CFG, seed=0, device=torch.device("cpu"),
                          resume_path=resume)
-    monkeypatch.setattr(training, "_save_resume", real_save)
+    monkeypatch.setattr(ResumeFile, "save", real_save)
     resumed = train_classifier(x, y, x, y, 3, CFG, seed=0, device=torch.device("cpu"),
                                resume_path=resume)
     assert resumed.state.epoch == CFG.epochs

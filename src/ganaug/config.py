@@ -1,14 +1,21 @@
-"""Typed, strictly validated views of ``params.yaml``.
+"""Typed, strictly validated views of ``params.yaml``: one frozen dataclass per section.
 
-Each params section has a frozen dataclass. Unknown keys and wrong types are errors that name the
-key (``ParamsError: params.yaml: gan.lr: Input should be a valid number, got 'fast'``). Stages read
+Unknown keys, wrong types and non-finite numbers are errors that name the key
+(``ParamsError: params.yaml: gan.lr_g: Input should be a valid number, got 'fast'``). Stages read
 params only through :func:`read_params`, which exposes exactly the keys a stage declares, so a
 stage cannot silently depend on a key that ``dvc.yaml`` does not list for it.
+
+This module is a pure schema: it imports nothing else from the project (only ``ganaug.errors``),
+so a stage that parses a section does not depend on the GAN, model or data code. Whether a name
+exists in a registry (``gan.arch``, ``classifier.arch``, ``study.strategies``) and whether the
+sections agree with each other is checked by :mod:`ganaug.validate`, which the ``check_params``
+stage runs on the whole file before any other stage.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import field
 from pathlib import Path
@@ -18,14 +25,32 @@ import yaml
 from pydantic import ConfigDict, ValidationError
 from pydantic.dataclasses import dataclass
 
+from ganaug.errors import ParamsError
+
 STRICT = ConfigDict(extra="forbid", strict=True)
 T = TypeVar("T")
 
-DeviceName = str  # "auto", "cpu", "cuda", "cuda:1", "mps"
+# Names that reach stage commands, instance names and file names (datasets, strategies, refinement
+# rounds): letters, digits, "_" and "-", starting with a letter or digit. No spaces, no shell
+# metacharacters, no "." (it would split a dotted params key), no "@" or "/".
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
 
 
-class ParamsError(ValueError):
-    """A params file or value is missing, malformed or inconsistent."""
+def check_name(what: str, name: Any) -> str:
+    """``name`` if it is a safe name (see ``SAFE_NAME``), else a ValueError naming ``what``."""
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ValueError(
+            f"{what}: {name!r} is not a usable name: use 1 to 64 letters, digits, '_' or '-', "
+            f"starting with a letter or digit (it becomes part of stage commands and file names)")
+    return name
+
+
+def check_device(name: Any) -> str:
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"device: {name!r} is not a device name; use auto, cpu, cuda, cuda:N "
+                         f"or mps")
+    return name
 
 
 # --------------------------------------------------------------------------------------------
@@ -49,12 +74,13 @@ class StudyConfig:
         _no_duplicates("ratios", self.ratios)
         _no_duplicates("seeds", self.seeds)
         _no_duplicates("targets", self.targets)
-        for name in self.strategies:
-            if name not in SELECT_CONFIGS:
-                raise ValueError(
-                    f"strategies: unknown strategy {name!r}; "
-                    f"known: {', '.join(sorted(SELECT_CONFIGS))}"
-                )
+        for name in self.strategies:  # registered? ganaug.validate checks against the registry
+            check_name("strategies", name)
+            if name == "none":
+                raise ValueError("strategies: 'none' is the real-only baseline, which is always "
+                                 "trained; do not list it")
+        for name in self.targets:
+            check_name("targets", name)
         if not self.strategies or not self.ratios or not self.seeds:
             raise ValueError("strategies, ratios and seeds must not be empty")
         for r in self.ratios:
@@ -89,6 +115,7 @@ class DataConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_name("source", self.source)
         if self.real_per_class is not None and self.real_fraction is not None:
             raise ValueError("real_per_class and real_fraction: set at most one of them")
         for key in ("real_per_class", "val_per_class"):
@@ -130,15 +157,13 @@ class TrainConfig:
     checkpoint_every: int = 5
 
     def __post_init__(self) -> None:
-        from ganaug.models import CLASSIFIERS, validate_pretrained
-
-        if self.arch not in CLASSIFIERS:
-            raise ValueError(f"arch: unknown classifier {self.arch!r}; known: {', '.join(CLASSIFIERS)}")
-        validate_pretrained(self.arch, self.pretrained, self.width)
+        # Whether `arch` exists and takes `pretrained`: ganaug.validate (the model registry).
         _positive(width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                   patience=self.patience, checkpoint_every=self.checkpoint_every)
-        if self.lr <= 0 or self.weight_decay < 0 or self.max_shift < 0:
-            raise ValueError("lr must be > 0, weight_decay and max_shift >= 0")
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.max_shift < 0:
+            raise ValueError("weight_decay and max_shift must be >= 0")
 
 
 @dataclass(config=STRICT, frozen=True)
@@ -148,15 +173,23 @@ class ScorerConfig(TrainConfig):
     seed: int = 0
 
 
+AUGMENT_OPS = ("color", "translation", "cutout")
+
+
 @dataclass(config=STRICT, frozen=True)
 class GanConfig:
-    """The GAN and how it is trained (section ``gan``).
+    """The GAN and how it is trained (section ``gan``). Every family reads the common keys; the
+    family's docstring (``ganaug.gan.families``) gives its usual values and which of the
+    family-specific keys it reads.
 
-    Recommended for ``wgan_gp``: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``,
-    ``n_critic = 5``, ``gp_weight = 10``. For ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``.
+    Usual values: ``wgan_gp``: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``,
+    ``n_critic = 5``, ``gp_weight = 10``. ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``.
+    ``sngan``: ``2e-4``, ``0.0``, ``0.9``, ``n_critic = 2``, with ``diffaugment`` for scarce data.
+    ``stargan``: ``1e-4``, ``0.5``, ``0.999``, ``n_critic = 5``, ``gp_weight = 10``,
+    ``lambda_cls = 1``, ``lambda_rec = 10``.
     """
 
-    # A name in ganaug.gan.GANS: dcgan, wgan_gp.
+    # A family registered in ganaug.gan.FAMILIES: dcgan, wgan_gp, sngan, stargan.
     arch: str = "dcgan"
     z_dim: int = 64
     width: int = 64
@@ -171,41 +204,67 @@ class GanConfig:
     beta2: float = 0.999
     # Discriminator (critic) updates per generator update.
     n_critic: int = 1
-    # Weight of the gradient penalty in the critic loss; only read by archs that use one (wgan_gp).
+    # Weight of the gradient penalty in the critic loss; read by the families that use one
+    # (wgan_gp, stargan).
     gp_weight: float = 10.0
     # Decay of the exponential moving average of the generator's weights (ramped up over the first
     # steps: see ganaug.gan.train.ema_update); the average is the generator saved for `generate`
     # (the raw one is kept beside it). 0 or null: off.
     ema_decay: float | None = 0.999
     # One independent generator/discriminator pair per class, each trained only on its class's
-    # images (the published per-class DCGAN setup), instead of one conditional GAN.
+    # images (the published per-class DCGAN setup), instead of one conditional GAN. Noise-to-image
+    # families only.
     per_class: bool = False
     # The first warmup_steps of `steps` train the generator by feature matching (Salimans et al.
     # 2016: match the per-class mean of the discriminator's penultimate features on real and
     # generated images) instead of the adversarial loss; the discriminator trains as usual. 0: off.
+    # Noise-to-image families only.
     warmup_steps: int = 0
+    # Data-efficient training, for every family. DiffAugment (Zhao et al. 2020): these
+    # differentiable augmentations are applied to real and generated images before every
+    # discriminator call, in the discriminator's and the generator's steps. []: off.
+    diffaugment: list[Literal["color", "translation", "cutout"]] = field(default_factory=list)
+    # Probability that an image is augmented (each op independently). With ada_target set, this
+    # is only the starting value: ADA-style (Karras et al. 2020) it is raised while the
+    # discriminator's sign(D(real)) averages above ada_target (overfitting) and lowered below it,
+    # every ada_interval steps, by batch_size x ada_interval / (ada_kimg x 1000).
+    augment_p: float = 1.0
+    ada_target: float | None = None
+    ada_interval: int = 4
+    ada_kimg: float = 20.0
+    # LeCam regularisation (Tseng et al. 2021): lecam_weight x (||D(x) - mu_fake||^2 +
+    # ||D(G(z)) - mu_real||^2), with mu_* moving averages (decay lecam_decay) of the
+    # discriminator's outputs. 0: off.
+    lecam_weight: float = 0.0
+    lecam_decay: float = 0.99
+    # Image-to-image families (stargan): weights of the domain-classification and the cycle
+    # reconstruction losses, and the generator's residual blocks.
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    res_blocks: int = 3
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from ganaug.gan import GANS
-
-        if self.arch not in GANS:
-            raise ValueError(f"arch: unknown GAN {self.arch!r}; known: {', '.join(GANS)}")
+        # Whether `arch` is a registered family and takes these knobs: ganaug.validate.
+        check_name("arch", self.arch)
         _positive(z_dim=self.z_dim, width=self.width, steps=self.steps, batch_size=self.batch_size,
                   n_critic=self.n_critic, checkpoint_every=self.checkpoint_every,
-                  log_every=self.log_every)
-        for key in ("lr_g", "lr_d"):
+                  log_every=self.log_every, ada_interval=self.ada_interval,
+                  res_blocks=self.res_blocks)
+        for key in ("lr_g", "lr_d", "ada_kimg"):
             v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
+            if not v > 0:
                 raise ValueError(f"{key}: must be a finite number > 0, got {v}")
-        for key in ("beta1", "beta2"):
+        for key in ("beta1", "beta2", "lecam_decay"):
             v = getattr(self, key)
             if not 0 <= v < 1:
-                raise ValueError(f"{key}: Adam's beta must be in [0, 1), got {v}")
-        if not (math.isfinite(self.gp_weight) and self.gp_weight >= 0):
-            raise ValueError(f"gp_weight: must be a finite number >= 0, got {self.gp_weight}")
+                raise ValueError(f"{key}: must be in [0, 1), got {v}")
+        for key in ("gp_weight", "lecam_weight", "lambda_cls", "lambda_rec"):
+            v = getattr(self, key)
+            if not v >= 0:
+                raise ValueError(f"{key}: must be a finite number >= 0, got {v}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay: must be in [0, 1) (0 or null: no EMA), got {self.ema_decay}")
         if not 0 <= self.warmup_steps < self.steps:
@@ -213,6 +272,15 @@ class GanConfig:
                 f"warmup_steps: must be in [0, steps) = [0, {self.steps}), got {self.warmup_steps} "
                 f"(the warm-up is the first part of the `steps` budget)"
             )
+        _no_duplicates("diffaugment", self.diffaugment)
+        if not 0 <= self.augment_p <= 1:
+            raise ValueError(f"augment_p: must be in [0, 1], got {self.augment_p}")
+        if self.ada_target is not None and not 0 < self.ada_target < 1:
+            raise ValueError(f"ada_target: must be in (0, 1) or null (off), got {self.ada_target}")
+        if self.ada_target is not None and not self.diffaugment:
+            raise ValueError("ada_target: adapts the strength of the augmentations in "
+                             "`diffaugment`, which lists none; list some (e.g. [color, "
+                             "translation, cutout]) or set ada_target to null")
         if self.seed < 0:
             raise ValueError(f"seed: must be >= 0, got {self.seed}")
 
@@ -250,8 +318,11 @@ class ScoreConfig:
     batch_size: int = 512
     kid_subset_size: int = 100
     kid_subsets: int = 50
-    # Images per class in the best/worst-scored sample grids.
+    # Images per class in the best/worst-scored sample grids (and closest-to-training pairs).
     grid_per_class: int = 8
+    # Neighbours of the precision/recall/density/coverage manifolds (a class needs more real
+    # images than this, or its figures are null).
+    prdc_k: int = 5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -263,101 +334,9 @@ class ScoreConfig:
         if self.kid_subset_size < 2:  # the unbiased MMD estimate needs two samples per set
             raise ValueError(f"kid_subset_size: must be >= 2, got {self.kid_subset_size}")
         _positive(batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
-                  kid_subsets=self.kid_subsets, grid_per_class=self.grid_per_class)
+                  kid_subsets=self.kid_subsets, grid_per_class=self.grid_per_class,
+                  prdc_k=self.prdc_k)
 
-
-@dataclass(config=STRICT, frozen=True)
-class RandomSelectConfig:
-    seed: int = 0
-
-
-@dataclass(config=STRICT, frozen=True)
-class ConfidenceSelectConfig:
-    # Drop images the scorer assigns to another class before ranking (classifier-guided filtering).
-    require_correct: bool = False
-
-
-@dataclass(config=STRICT, frozen=True)
-class RealismSelectConfig:
-    require_correct: bool = False
-
-
-@dataclass(config=STRICT, frozen=True)
-class ThresholdSelectConfig:
-    # Keep images whose intended-label probability is at least this, chosen at random among those
-    # that pass, capped at K. A class with fewer passing images than K is reported short, not padded.
-    min_confidence: float = 0.9
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_confidence <= 1:
-            raise ValueError(
-                f"min_confidence: must be in [0, 1], got {self.min_confidence}"
-            )
-
-
-@dataclass(config=STRICT, frozen=True)
-class RlSelectConfig:
-    """Knobs of the ``rl`` strategy (section ``select.rl``)."""
-
-    # Policy updates (one child classifier trained per episode).
-    episodes: int = 300
-    # Pool images drawn (uniformly, without replacement) for each episode's keep/drop decisions.
-    candidates_per_episode: int = 64
-    # The child classifier: small_cnn of this width, trained for this many batches (of batch_size
-    # images, drawn with replacement from real + kept) with Adam at this learning rate.
-    child_steps: int = 50
-    child_width: int = 8
-    child_lr: float = 1e-2
-    # At most this many real train / validation images per class for the child (null: all); bounds
-    # the per-episode cost on large datasets. Drawn once, before the first episode.
-    child_real_per_class: int | None = None
-    child_val_per_class: int | None = None
-    # The policy network: channels of its first conv layer; Adam's learning rate.
-    policy_width: int = 16
-    policy_lr: float = 3e-3
-    # Weight of the entropy bonus (keeps the policy exploring) and of the critic's squared error.
-    entropy_weight: float = 0.01
-    value_weight: float = 0.5
-    # The reward compares an episode's accuracy with the mean of this many previous episodes'.
-    history: int = 5
-    # Images per batch for the child classifier and for scoring the pool.
-    batch_size: int = 64
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for key in ("episodes", "child_steps", "child_width", "policy_width", "history",
-                    "batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key}: must be >= 1, got {getattr(self, key)}")
-        if self.candidates_per_episode < 2:  # the policy's batch norm needs two images
-            raise ValueError(
-                f"candidates_per_episode: must be >= 2, got {self.candidates_per_episode}")
-        for key in ("child_real_per_class", "child_val_per_class"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise ValueError(f"{key}: must be >= 1 or null, got {v}")
-        for key in ("child_lr", "policy_lr"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{key}: must be a finite number > 0, got {v}")
-        for key in ("entropy_weight", "value_weight"):
-            v = getattr(self, key)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{key}: must be a finite number >= 0, got {v}")
-        if self.seed < 0:
-            raise ValueError(f"seed: must be >= 0, got {self.seed}")
-
-
-SELECT_CONFIGS: dict[str, type] = {
-    "random": RandomSelectConfig,
-    "confidence": ConfidenceSelectConfig,
-    "realism": RealismSelectConfig,
-    "threshold": ThresholdSelectConfig,
-    "rl": RlSelectConfig,
-}
-# Strategies that rank the score table alone (the rest need images: rl).
-SCORE_STRATEGIES = ("random", "confidence", "realism", "threshold")
 
 REFINE_BASE = "base"
 
@@ -378,16 +357,15 @@ class RefineConfig:
     steps: int = 500
 
     def __post_init__(self) -> None:
-        if self.strategy not in SCORE_STRATEGIES:
-            raise ValueError(f"strategy: {self.strategy!r} cannot drive refinement; "
-                             f"use one of {', '.join(SCORE_STRATEGIES)}")
+        # Whether `strategy` can drive refinement (a score-based one): ganaug.validate.
+        check_name("strategy", self.strategy)
         if not math.isfinite(self.ratio) or self.ratio <= 0:
             raise ValueError(f"ratio: must be a positive number, got {self.ratio}")
         _positive(steps=self.steps)
         for name, start in self.rounds.items():
-            if name == REFINE_BASE or not name.replace("_", "").isalnum():
-                raise ValueError(f"rounds: {name!r} is not a usable round name (letters, digits, "
-                                 f"underscores; not {REFINE_BASE!r})")
+            check_name("rounds", name)
+            if name == REFINE_BASE:
+                raise ValueError(f"rounds: {REFINE_BASE!r} is the main pipeline, not a round name")
             if start != REFINE_BASE and start not in self.rounds:
                 raise ValueError(f"rounds: {name!r} starts from {start!r}, which is neither "
                                  f"{REFINE_BASE!r} nor a round")
@@ -451,6 +429,8 @@ def parse(cls: type[T], value: Any, key: str, where: str = "params.yaml") -> T:
         value = {}
     if not isinstance(value, Mapping):
         raise ParamsError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+    for path, bad in _non_finite(value, key):
+        raise ParamsError(f"{where}: {path}: must be a finite number, got {bad}")
     try:
         return cls(**value)
     except ValidationError as exc:
@@ -490,6 +470,19 @@ def _format_validation(exc: ValidationError, key: str, where: str) -> str:
             msg = f"{msg}, got {err['input']!r}"
         lines.append(f"{where}: {loc}: {msg}")
     return "\n".join(lines)
+
+
+def _non_finite(value: Any, path: str) -> Iterable[tuple[str, float]]:
+    """``(dotted path, value)`` of every NaN or infinite float inside ``value``: YAML's ``.nan``
+    and ``.inf`` pass comparisons such as ``lr <= 0`` unnoticed (NaN compares false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _non_finite(v, f"{path}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, f"{path}.{i}")
 
 
 def _no_duplicates(key: str, values: list) -> None:

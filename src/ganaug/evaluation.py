@@ -7,6 +7,7 @@ to the source's channels and size. Each conversion is recorded in the metrics.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -15,13 +16,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganaug.data import Prepared
+from ganaug.errors import DataFileError
 from ganaug.tensors import batched
 
+log = logging.getLogger(__name__)
 
-def align_to_source(target: Prepared, source: Prepared) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Target test images in the source's format, labels in the source's class indices."""
+
+def align_to_source(target: Prepared, source: Prepared, name: str = "target"
+                    ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Target test images in the source's format, labels in the source's class indices.
+
+    Classes are matched by exact name. A target class that matches a source class only up to
+    case or surrounding spaces (``Angry`` for ``angry``) is an error that says to map it with
+    ``class_map``: dropping it silently would score the classifier on the other classes alone.
+    So is a target that shares no class with the source. Images of other classes the source
+    lacks are dropped, counted and logged.
+    """
     x, y = target.split("test")
     src_index = {name: i for i, name in enumerate(source.classes)}
+    loose = {c.strip().casefold(): c for c in source.classes}
+    near = {c: loose[c.strip().casefold()] for c in target.classes
+            if c not in src_index and c.strip().casefold() in loose}
+    if near:
+        pairs = ", ".join(f"{k}: {v}" for k, v in near.items())
+        raise DataFileError(f"{name}: classes {sorted(near)} differ from the source's only in case "
+                            f"or spaces; map them in params.yaml (datasets.{name}.class_map: "
+                            f"{{{pairs}}})")
     mapping = np.array([src_index.get(name, -1) for name in target.classes], dtype=np.int64)
     keep = mapping[y] >= 0
     info: dict[str, Any] = {
@@ -29,12 +49,19 @@ def align_to_source(target: Prepared, source: Prepared) -> tuple[np.ndarray, np.
         "classes_not_in_source": [n for n in target.classes if n not in src_index],
         "classes_missing_from_target": [n for n in source.classes if n not in target.classes],
     }
+    if len(y) and not keep.any():
+        raise DataFileError(f"{name}: none of its classes {target.classes} is a class of the "
+                            f"source {source.classes}; map them with datasets.{name}.class_map")
+    if info["dropped_images"]:
+        log.warning("%s: %d test images of classes the source lacks (%s) are not evaluated", name,
+                    info["dropped_images"], ", ".join(info["classes_not_in_source"]))
     x, y = x[keep], mapping[y[keep]]
-    x, info["conversion"] = convert_images(x, source.image_shape)
+    x, info["conversion"] = convert_images(x, source.image_shape, name)
     return x, y, info
 
 
-def convert_images(x: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+def convert_images(x: np.ndarray, shape: tuple[int, int, int], name: str = "target"
+                   ) -> tuple[np.ndarray, list[str]]:
     """uint8 ``(N, C, H, W)`` -> uint8 ``(N, *shape)``: grey<->RGB and an antialiased resize."""
     steps: list[str] = []
     c, h, w = shape
@@ -47,7 +74,8 @@ def convert_images(x: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarr
             t = t.repeat(1, 3, 1, 1)
             steps.append("grey->rgb (repeat)")
         else:
-            raise ValueError(f"cannot convert {t.shape[1]}-channel images to {c} channels")
+            raise DataFileError(f"{name}: cannot convert its {t.shape[1]}-channel images to the "
+                                f"source's {c} channels (grey and RGB convert)")
     if tuple(t.shape[2:]) != (h, w):
         steps.append(f"resize {t.shape[2]}x{t.shape[3]}->{h}x{w} (bilinear, antialias)")
         t = F.interpolate(t, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
@@ -84,7 +112,7 @@ def evaluate_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, classes:
                         batch_size: int, device: torch.device) -> dict[str, Any]:
     """Metrics over the classes present in ``y`` (a target may lack some source classes)."""
     if len(y) == 0:
-        raise ValueError("evaluate: the test set is empty")
+        raise DataFileError("evaluate: the test set is empty")
     y = np.asarray(y, np.int64)
     pred = batched(model, x, batch_size, device).argmax(1).numpy()
     present = np.unique(y)

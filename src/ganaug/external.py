@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -140,12 +141,35 @@ def _check(actual: str, expected: str, what: str) -> None:
         )
 
 
+# Seconds a connection or a read may wait before the download is given up (a server that never
+# answers must not hang the stage). GANAUG_DOWNLOAD_TIMEOUT overrides it.
+DOWNLOAD_TIMEOUT = 60.0
+
+
+def download_to_file(url: str, dst: Path, timeout: float | None = None) -> None:
+    """Stream ``url`` into ``dst``, giving up when connecting or any read waits longer than
+    ``timeout`` seconds (``TimeoutError``). Writes nothing else: the caller's atomic temporary
+    file is the only file, so a failed or killed download leaves nothing behind."""
+    import urllib.request
+
+    from tqdm import tqdm
+
+    if timeout is None:
+        timeout = float(os.environ.get("GANAUG_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT))
+    request = urllib.request.Request(url, headers={"User-Agent": "ganaug"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, dst.open("wb") as f:
+        total = response.headers.get("Content-Length")
+        with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
+                  disable=not sys.stderr.isatty(), desc=dst.name) as bar:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                f.write(chunk)
+                bar.update(len(chunk))
+
+
 def _download(name: str, url: str, dst: Path, file_name: str, expected: str,
               dirs: list[Path]) -> None:
-    import torch.hub
-
     try:
-        torch.hub.download_url_to_file(url, str(dst), progress=sys.stderr.isatty())
+        download_to_file(url, dst)
     except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, socket errors
         where = ", ".join(str(d) for d in dirs) or "(no search directories given)"
         raise ExternalFileUnavailable(

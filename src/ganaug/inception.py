@@ -158,3 +158,17 @@ def _as_matrix(output: Any, batch: int) -> torch.Tensor:
             f"{batch}; expected ({batch}, D) or ({batch}, D, 1, 1)"
         )
     return output
+
+
+def inception_report(weights: Path, images: np.ndarray, labels: np.ndarray, subset: np.ndarray,
+                     data: Any, cfg: Any, device: torch.device) -> dict[str, Any]:
+    """FID/KID overall and per class in the standard FID Inception feature space, with the same
+    KID settings as the scorer-space figures (``cfg``: the ``score`` section)."""
+    from ganaug.scoring import fid_report, kid_settings
+
+    net = load_fid_inception(weights, device)
+    x_real, y_real = data.split("train")
+    real = inception_features(x_real, net, cfg.batch_size, device)
+    fake = inception_features(images[subset], net, cfg.batch_size, device)
+    return fid_report(real, y_real, fake, labels[subset], data.classes,
+                      feature_space=FEATURE_SPACE, resize=RESIZE, **kid_settings(cfg))

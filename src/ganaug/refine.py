@@ -1,6 +1,11 @@
 """Iterative refinement: a round fine-tunes a GAN on the real images plus the synthetic images
 selected from it, then generates, scores and selects again (one published FER2013 study).
 
+A round reuses the main pipeline's library functions, not copies of them: the pool is made by
+:func:`ganaug.pool.make_pool`, scored by :func:`ganaug.scoring.run_score` and selected by
+:func:`ganaug.selection.choose`, with the same params, seeds and feature spaces, so a round's
+figures compare with the main pipeline's.
+
 A round's directory (written atomically by :func:`save_round`):
 
 - ``gan.pt``: the fine-tuned GAN checkpoint (``kind: gan``)
@@ -17,18 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from ganaug.checkpoints import save_checkpoint
 from ganaug.config import GanConfig, GenerateConfig, RefineConfig, ScoreConfig
 from ganaug.data import Prepared
 from ganaug.fid import compare
+from ganaug.gan.family import LoadedGan
 from ganaug.gan.train import GanResult, train_gan
 from ganaug.io import atomic_path
-from ganaug.models.checkpoint import save_checkpoint
-from ganaug.pool import generate_pool, load_pool, pool_size_per_class
-from ganaug.scoring import score_images
-from ganaug.selection import choose
-from ganaug.tensors import batched
+from ganaug.pool import load_pool, load_sources, make_pool, pool_size_per_class
+from ganaug.scoring import chosen_vs_real, kid_settings, run_score
+from ganaug.selection import Candidates, choose
 
 
 def fine_tune(data: Prepared, start: dict[str, Any], selected: tuple[np.ndarray, np.ndarray],
@@ -44,28 +48,30 @@ def fine_tune(data: Prepared, start: dict[str, Any], selected: tuple[np.ndarray,
     return train_gan(x, y, data.num_classes, cfg, device, resume_path, init=start)
 
 
-def generate_score_select(gen: nn.Module, disc: nn.Module, scorer: nn.Module, data: Prepared,
-                          z_dim: int, cfg: RefineConfig, select_cfg: Any,
-                          generate_cfg: GenerateConfig, score_cfg: ScoreConfig,
+def generate_score_select(gan: LoadedGan, scorer: Any, data: Prepared, cfg: RefineConfig,
+                          select_cfg: Any, generate_cfg: GenerateConfig, score_cfg: ScoreConfig,
                           device: torch.device) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """A fresh pool from ``gen`` (in a temporary directory), scored and selected like the main
-    pipeline; returns the selected images, their labels and stats (FID/KID in the scorer space)."""
+    """A fresh pool from ``gan`` (in a temporary directory), scored and selected exactly as the
+    main pipeline does; returns the selected images, their labels and stats (FID/KID of the pool
+    and of the selection against the real images, in the scorer's space)."""
     counts = data.class_counts("train")
     per_class = pool_size_per_class(counts, generate_cfg.pool_multiplier, cfg.ratio)
     with tempfile.TemporaryDirectory(prefix="ganaug-refine-") as tmp:
-        generate_pool(gen, data.num_classes, per_class, z_dim, generate_cfg.batch_size,
-                      generate_cfg.seed, device, Path(tmp) / "pool", {"refine": True})
-        images, labels, _ = load_pool(Path(tmp) / "pool")
-        table, fake_feats = score_images(images, labels, scorer, disc, score_cfg.batch_size,
-                                         device)
-        chosen, stats = choose(table, counts, cfg.ratio, cfg.strategy, select_cfg, data.classes)
+        pool_dir = Path(tmp) / "pool"
+        make_pool(gan, data, per_class, generate_cfg.batch_size, generate_cfg.seed, device,
+                  pool_dir, {"refine": True})
+        images, labels, _ = load_pool(pool_dir)
+        scored = run_score(images, labels, load_sources(pool_dir, len(labels)), scorer, gan,
+                           data, score_cfg, device)
+        scores = scored.scores
+        candidates = Candidates(scores=scores.table, features=scores.pool_features,
+                                images=images, real=data, device=device, classes=data.classes)
+        chosen, stats = choose(candidates, counts, cfg.ratio, cfg.strategy, select_cfg)
         x_sel, y_sel = np.asarray(images[chosen]), labels[chosen]
-    x_real, _ = data.split("train")
-    real_feats = batched(scorer.features, x_real, score_cfg.batch_size, device).numpy()
-    kw = {"feature_space": "scorer", "subset_size": score_cfg.kid_subset_size,
-          "subsets": score_cfg.kid_subsets, "seed": score_cfg.seed}
-    stats["fid_kid_pool"] = compare(real_feats, fake_feats, **kw)
-    stats["fid_kid_vs_real"] = compare(real_feats, fake_feats[chosen], **kw)
+    stats["fid_kid_pool"] = compare(scores.real_features, scores.pool_features,
+                                    feature_space="scorer", **kid_settings(score_cfg))
+    stats["fid_kid_vs_real"] = chosen_vs_real(scores, chosen, score_cfg)
+    stats["memorisation"] = scored.metrics["memorisation"]
     return x_sel, y_sel, stats
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from ganaug.errors import ParamsError
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UnknownName(ParamsError, KeyError):
+    """A name that is not in a registry (usually from params.yaml); the message lists the known
+    ones. A :class:`KeyError` too, for callers that look names up."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[F]):
@@ -24,7 +34,7 @@ class Registry(Generic[F]):
 
     def get(self, name: str) -> F:
         if name not in self._items:
-            raise KeyError(f"unknown {self.what} {name!r}; known: {', '.join(sorted(self._items))}")
+            raise UnknownName(f"unknown {self.what} {name!r}; known: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def __contains__(self, name: object) -> bool:

@@ -31,16 +31,22 @@ def save_figure(fig, path: str | Path) -> None:
         tmp.write_bytes(buf.getvalue())
 
 
+SCORE_LABELS = {"confidence": "scorer p(intended label)",
+                "realism": "discriminator realism (logit)",
+                "d_confidence": "discriminator's class head p(intended label)"}
+
+
 def score_figures(table: pd.DataFrame, images: np.ndarray, classes: list[str], out_dir: Path,
-                  per_class: int) -> None:
-    """Per-class histograms of confidence and realism; best/worst-scored images per class.
+                  per_class: int, columns: tuple[str, ...] = ("realism",)) -> None:
+    """Per-class histograms of the confidence and of each discriminator score in ``columns``;
+    best/worst-scored images per class.
 
     Grids: one row per class, the ``per_class`` highest-scored images on the left, a grey gap, the
     lowest-scored on the right.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    for column, label in (("confidence", "scorer p(intended label)"),
-                          ("realism", "discriminator realism (logit)")):
+    for column in ("confidence", *columns):
+        label = SCORE_LABELS.get(column, column)
         save_figure(_histograms(table, classes, column, label), out_dir / f"{column}_hist.png")
         save_png(out_dir / f"{column}_best_worst.png",
                  _best_worst_grid(table, images, len(classes), column, per_class))
@@ -79,6 +85,22 @@ def _best_worst_grid(table: pd.DataFrame, images: np.ndarray, num_classes: int, 
         rows.append(np.concatenate(picks))
     return grid(np.concatenate(rows), nrow=2 * per_class + 1,
                 scale=upscale_for(images.shape[-1]))
+
+
+def memorisation_grid(table: pd.DataFrame, images: np.ndarray, x_train: np.ndarray,
+                      path: str | Path, n: int) -> None:
+    """The ``n`` synthetic images closest to a training image (scorer space), each above that
+    training image: a generator that copies shows pairs that look the same. Nothing is written
+    when the table has no distances."""
+    if "nn_train_index" not in table or len(table) == 0:
+        return
+    rows = table[table["nn_train_index"] >= 0].sort_values(["nn_train_dist", "index"]).head(n)
+    if len(rows) == 0:
+        return
+    fake = images[np.sort(rows["index"].to_numpy())][np.argsort(np.argsort(rows["index"].to_numpy()))]
+    real = x_train[rows["nn_train_index"].to_numpy()]
+    save_png(path, grid(np.concatenate([fake, real]), nrow=len(rows),
+                        scale=upscale_for(images.shape[-1])))
 
 
 def _pad(x: np.ndarray, n: int, blank: np.ndarray) -> np.ndarray:

@@ -6,32 +6,56 @@ import logging
 import os
 from typing import TYPE_CHECKING
 
+from ganaug.errors import EnvironmentProblem, ParamsError
+
 if TYPE_CHECKING:  # torch is imported inside the functions: stages without models skip its import
     import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; anything else is passed to ``torch.device``.
+    """``auto`` picks CUDA, then MPS, then CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are
+    taken as asked, when this machine has them.
 
     The ``GANAUG_DEVICE`` environment variable overrides the params value (handy for forcing the
-    CPU on a GPU machine without changing params, which would rerun stages).
+    CPU on a GPU machine without changing params, which would rerun stages). A name that is not a
+    device is a :class:`ParamsError`; a device this machine lacks is an
+    :class:`EnvironmentProblem` that says so.
     """
     import torch
 
-    name = os.environ.get("GANAUG_DEVICE", name)
+    from ganaug.config import check_device
+
+    env = os.environ.get("GANAUG_DEVICE")
+    where = "GANAUG_DEVICE" if env is not None else "params.yaml: device"
+    name = env if env is not None else name
+    try:
+        check_device(name)
+    except ValueError as exc:
+        raise ParamsError(f"{where}: {exc}") from None
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"device: {name!r} is not a device name (auto, cpu, cuda, cuda:N, mps)") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} asked for, but CUDA is not available here")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EnvironmentProblem(f"{where}: {name!r} asked for, but CUDA is not available "
+                                     f"here; use auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise EnvironmentProblem(f"{where}: {name!r} asked for, but this machine has "
+                                     f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not _mps_available():
+        raise EnvironmentProblem(f"{where}: 'mps' asked for, but Apple's MPS is not available "
+                                 f"here; use auto or cpu")
     return device
+
+
+def _mps_available() -> bool:
+    import torch
+
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
 def set_determinism(seed: int) -> None:
@@ -57,8 +81,14 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 
 def setup_logging() -> None:
+    """Log lines with a time stamp at ``GANAUG_LOG`` (default INFO; DEBUG, WARNING, ERROR)."""
+    level = os.environ.get("GANAUG_LOG", "INFO")
+    valid = isinstance(logging.getLevelName(level.upper()), int)
     logging.basicConfig(
-        level=os.environ.get("GANAUG_LOG", "INFO"),
+        level=level.upper() if valid else "INFO",
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not valid:
+        raise EnvironmentProblem(f"GANAUG_LOG: {level!r} is not a log level; use DEBUG, INFO, "
+                                 f"WARNING or ERROR")

@@ -8,15 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ganaug.config import ParamsError, parse, read_params
-from ganaug.io import CheckpointError, DataFileError
+from ganaug.config import parse, read_params
+from ganaug.errors import EnvironmentProblem, UserError
 from ganaug.runtime import setup_logging
 
 log = logging.getLogger("ganaug.stage")
-
-# Errors that mean "bad input": reported in one line, exit status 1, no traceback.
-EXPECTED_ERRORS = (ParamsError, DataFileError, CheckpointError, FileNotFoundError, ValueError,
-                   FloatingPointError)
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -26,12 +22,17 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 
 def run(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
-    """Call ``main(argv)``; turn an expected error into a message naming it and exit status 1."""
-    setup_logging()
+    """Call ``main(argv)``; a :class:`~ganaug.errors.UserError` is reported in one line naming
+    what to change, with exit status 1. Any other exception is a bug: it keeps its traceback."""
     try:
+        setup_logging()
         main(argv)
-    except EXPECTED_ERRORS as exc:
+    except UserError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
+        return 1
+    except MemoryError:
+        log.error("%s: out of memory; lower the batch sizes in params.yaml or use a machine with "
+                  "more memory", EnvironmentProblem.__name__)
         return 1
     return 0
 
@@ -48,4 +49,4 @@ def exit_with(main: Callable[[Sequence[str] | None], Any]) -> None:
     sys.exit(run(main))
 
 
-__all__ = ["EXPECTED_ERRORS", "exit_with", "load_section", "parser", "read_params", "run"]
+__all__ = ["exit_with", "load_section", "parser", "read_params", "run"]

@@ -5,7 +5,6 @@ accuracy, and checkpoints that resume to the same final weights after a kill.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,8 +15,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ganaug.codedeps import code_fingerprint
 from ganaug.config import TrainConfig
-from ganaug.models import CLASSIFIERS, CheckpointError, load_checkpoint, save_checkpoint
+from ganaug.errors import DataFileError, TrainingDiverged
+from ganaug.models import CLASSIFIERS
+from ganaug.resume import ResumeFile, discard_resume, fingerprint
 from ganaug.runtime import generator
 from ganaug.tensors import random_shift, to_model_range
 
@@ -47,19 +49,6 @@ class TrainResult:
                 "best_val_accuracy": self.state.best_acc}
 
 
-def fingerprint(*parts: Any) -> str:
-    """A hash of the inputs a checkpoint was made from; a resume file with another is ignored."""
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, np.ndarray | torch.Tensor):
-            arr = p.cpu().numpy() if isinstance(p, torch.Tensor) else p
-            h.update(str(arr.shape).encode())
-            h.update(np.ascontiguousarray(arr).tobytes())
-        else:
-            h.update(repr(p).encode())
-    return h.hexdigest()
-
-
 def train_classifier(
     x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
     num_classes: int, cfg: TrainConfig, seed: int, device: torch.device,
@@ -72,7 +61,12 @@ def train_classifier(
     ``cfg.checkpoint_every`` epochs and picked up on the next call with the same inputs.
     """
     if len(x_train) == 0:
-        raise ValueError("train_classifier: the training set is empty")
+        raise DataFileError("train_classifier: the training set is empty")
+    if len(x_val) == 0:
+        raise DataFileError(
+            "train_classifier: the validation split is empty, but early stopping and the choice "
+            "of the best epoch need validation images; give the source dataset a val split "
+            "(its own, or one carved from train by data.val_fraction) and rerun prepare")
     c, h, w = x_train.shape[1:]
     arch_kwargs = {"in_channels": int(c), "num_classes": int(num_classes), "image_size": int(h),
                    "width": cfg.width}
@@ -92,13 +86,15 @@ def train_classifier(
     xv = torch.from_numpy(np.ascontiguousarray(x_val)).to(device)
     yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64)).to(device)
 
-    fp = fingerprint(asdict(cfg), seed, x_train, y_train, x_val, y_val, class_weights)
+    resume = ResumeFile(resume_path, "resume-classifier", fingerprint(
+        asdict(cfg), seed, x_train, y_train, x_val, y_val, class_weights,
+        code_fingerprint("ganaug.training")))
     state = TrainState()
-    best_weights = copy.deepcopy(model.state_dict())
-    resumed = _try_resume(resume_path, fp, model, opt)
-    if resumed is not None:
-        state, best_weights = resumed
-        log.info("resumed from %s at epoch %d", resume_path, state.epoch)
+    best = _Best(copy.deepcopy(model.state_dict()))
+    payload = resume.load({"model": model, "optimizer": opt, "best": best})
+    if payload is not None:
+        state = TrainState(**payload["train_state"])
+        log.info("resumed classifier training at epoch %d", state.epoch)
 
     bar = tqdm(total=cfg.epochs, initial=state.epoch, desc="train", unit="epoch", leave=False, disable=None)
     while state.epoch < cfg.epochs and state.bad_epochs < cfg.patience:
@@ -107,22 +103,24 @@ def train_classifier(
         torch.manual_seed(seed * 100_003 + epoch)
         g = generator(seed * 100_003 + epoch)
         loss = _run_epoch(model, opt, loss_fn, xt, yt, cfg, g)
-        acc = accuracy(model, xv, yv, cfg.batch_size) if len(yv) else float("nan")
+        acc = accuracy(model, xv, yv, cfg.batch_size)
         state.epoch += 1
         state.history.append({"epoch": state.epoch, "train_loss": loss, "val_accuracy": acc})
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"classifier training diverged at epoch {state.epoch}: loss "
+                                   f"{loss}; lower the learning rate (lr) or change the seed")
         if acc > state.best_acc:
             state.best_acc, state.best_epoch, state.bad_epochs = acc, state.epoch, 0
-            best_weights = copy.deepcopy(model.state_dict())
+            best.weights = copy.deepcopy(model.state_dict())
         else:
             state.bad_epochs += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", val_acc=f"{acc:.3f}")
-        if resume_path is not None and state.epoch % cfg.checkpoint_every == 0:
-            _save_resume(resume_path, fp, model, opt, state, best_weights)
+        if state.epoch % cfg.checkpoint_every == 0:
+            resume.save({"model": model, "optimizer": opt, "best": best},
+                        train_state=asdict(state))
     bar.close()
-    if not np.isfinite(state.history[-1]["train_loss"]):
-        raise FloatingPointError(f"training diverged: loss {state.history[-1]['train_loss']}")
-    model.load_state_dict(best_weights)
+    model.load_state_dict(best.weights)
     return TrainResult(model.eval(), arch_kwargs, state)
 
 
@@ -194,32 +192,18 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / len(y)
 
 
-def _save_resume(path: str | Path, fp: str, model: nn.Module, opt: torch.optim.Optimizer,
-                 state: TrainState, best_weights: dict) -> None:
-    save_checkpoint(path, {
-        "kind": "resume-classifier", "fingerprint": fp, "model": model.state_dict(),
-        "optimizer": opt.state_dict(), "state": asdict(state), "best_weights": best_weights,
-    })
+class _Best:
+    """The best epoch's weights, with the state_dict interface the resume file expects."""
+
+    def __init__(self, weights: dict) -> None:
+        self.weights = weights
+
+    def state_dict(self) -> dict:
+        return self.weights
+
+    def load_state_dict(self, weights: dict) -> None:
+        self.weights = weights
 
 
-def _try_resume(path: str | Path | None, fp: str, model: nn.Module,
-                opt: torch.optim.Optimizer) -> tuple[TrainState, dict] | None:
-    if path is None or not Path(path).is_file():
-        return None
-    try:
-        payload = load_checkpoint(path, kind="resume-classifier")
-    except CheckpointError as exc:
-        log.warning("ignoring resume checkpoint: %s", exc)
-        return None
-    if payload.get("fingerprint") != fp:
-        log.warning("ignoring resume checkpoint %s: made from other inputs or params", path)
-        return None
-    model.load_state_dict(payload["model"])
-    opt.load_state_dict(payload["optimizer"])
-    return TrainState(**payload["state"]), payload["best_weights"]
-
-
-def discard_resume(path: str | Path | None) -> None:
-    """Remove a resume checkpoint once the stage's outputs are written."""
-    if path is not None:
-        Path(path).unlink(missing_ok=True)
+__all__ = ["TrainResult", "TrainState", "accuracy", "augment", "balanced_class_weights",
+           "discard_resume", "epoch_order", "fingerprint", "train_classifier"]

@@ -13,9 +13,20 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.config import DataConfig, ParamsError, parse
+from ganaug.config import DataConfig, parse
+
+# Importing a kind's module registers it in DATASET_KINDS.
+from ganaug.data import bundled as _bundled  # noqa: F401
+from ganaug.data import fer2013_csv as _fer2013_csv  # noqa: F401
+from ganaug.data import image_folder as _image_folder  # noqa: F401
+from ganaug.data import npz as _npz  # noqa: F401
+from ganaug.data import torchvision_datasets as _torchvision_datasets  # noqa: F401
 from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset
 from ganaug.data.classes import apply_class_options, drop_duplicate_indices
+from ganaug.errors import ParamsError
+
+__all__ = ["DATASET_KINDS", "parse_dataset_config", "prepare", "scarce_subset",
+           "stratified_split"]
 
 log = logging.getLogger(__name__)
 

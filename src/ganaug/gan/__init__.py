@@ -1,5 +1,20 @@
-"""Conditional GANs: models, losses, the registry ``gan.arch`` picks from, and training."""
+"""GAN families: one registry entry each (see :mod:`ganaug.gan.family`), the shared training
+loop, data-efficient training, and GAN checkpoints."""
 
-from ganaug.gan.registry import GANS, GanSpec, build_gan, gan_payload, load_gan
+# Importing a family's module registers it.
+from ganaug.gan import noise as _noise  # noqa: F401
+from ganaug.gan import sngan as _sngan  # noqa: F401
+from ganaug.gan import stargan as _stargan  # noqa: F401
+from ganaug.gan.family import (
+    FAMILIES,
+    GanFamily,
+    LoadedGan,
+    Sampler,
+    family_for,
+    gan_payload,
+    load_gan,
+    rebuild,
+)
 
-__all__ = ["GANS", "GanSpec", "build_gan", "gan_payload", "load_gan"]
+__all__ = ["FAMILIES", "GanFamily", "LoadedGan", "Sampler", "family_for", "gan_payload",
+           "load_gan", "rebuild"]

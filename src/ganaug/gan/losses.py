@@ -29,6 +29,17 @@ def g_loss_wasserstein(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
+def d_loss_hinge(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the discriminator (Lim & Ye 2017; SNGAN, BigGAN):
+    ``E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]``."""
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def g_loss_hinge(fake: torch.Tensor) -> torch.Tensor:
+    """Hinge loss of the generator: ``-E[D(G(z))]``."""
+    return -fake.mean()
+
+
 def gradient_penalty(critic: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                      real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor,
                      generator: torch.Generator) -> torch.Tensor:

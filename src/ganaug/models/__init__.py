@@ -1,6 +1,7 @@
-"""Model registries and checkpoints that rebuild a model from the file alone."""
+"""Classifier registry (``scorer.arch``, ``classifier.arch``) and classifier checkpoints."""
 
-from ganaug.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ganaug.errors import CheckpointError
+from ganaug.models.checkpoint import load_checkpoint, save_checkpoint
 from ganaug.models.classifiers import CLASSIFIERS, validate_pretrained
 from ganaug.models.transfer import PretrainedWeightsUnavailable
 

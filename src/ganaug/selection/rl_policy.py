@@ -1,4 +1,4 @@
-"""The ``rl`` selection strategy: a policy network learns which synthetic images to keep.
+"""The ``rl`` selection strategy's policy: a network learns which synthetic images to keep.
 
 One *episode*: draw ``candidates_per_episode`` pool images at random; the policy sees each image
 and its intended label and keeps or drops it (a Bernoulli draw of its keep probability); a small
@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ganaug.config import RlSelectConfig
 from ganaug.models import CLASSIFIERS
 from ganaug.runtime import generator
+from ganaug.selection.rl import RlConfig
 from ganaug.tensors import to_model_range
 from ganaug.training import accuracy
 
@@ -172,7 +172,7 @@ def top_k_per_class(scores: np.ndarray, labels: np.ndarray, k: np.ndarray) -> np
 
 def select_rl(pool_images: np.ndarray, pool_labels: np.ndarray, k: np.ndarray,
               x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-              num_classes: int, cfg: RlSelectConfig, device: torch.device,
+              num_classes: int, cfg: RlConfig, device: torch.device,
               ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train a keep/drop policy on the pool, then take the top-K per class by keep probability.
 
@@ -200,7 +200,7 @@ def select_rl(pool_images: np.ndarray, pool_labels: np.ndarray, k: np.ndarray,
 
 def train_policy(pool_images: np.ndarray, pool_labels: np.ndarray,
                  x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                 num_classes: int, cfg: RlSelectConfig, device: torch.device,
+                 num_classes: int, cfg: RlConfig, device: torch.device,
                  ) -> tuple[PolicyNet, dict[str, list[float]]]:
     """Run ``cfg.episodes`` episodes of act / evaluate / learn; arrays as in :func:`select_rl`.
 
@@ -247,7 +247,7 @@ def train_policy(pool_images: np.ndarray, pool_labels: np.ndarray,
 
 
 def child_accuracy(x: np.ndarray, y: np.ndarray, xv: torch.Tensor, yv: torch.Tensor,
-                   num_classes: int, cfg: RlSelectConfig, device: torch.device) -> float:
+                   num_classes: int, cfg: RlConfig, device: torch.device) -> float:
     """Validation accuracy of a ``small_cnn`` trained ``cfg.child_steps`` batches on ``(x, y)``.
 
     ``x``: uint8 ``(N, C, H, W)``; ``xv``, ``yv``: the validation set, already on ``device``. The
@@ -323,7 +323,7 @@ def _check_inputs(pool_images: np.ndarray, pool_labels: np.ndarray, x_train: np.
 
 
 def _info(curve: dict[str, list[float]], prob: np.ndarray, chosen: np.ndarray,
-          cfg: RlSelectConfig) -> dict[str, Any]:
+          cfg: RlConfig) -> dict[str, Any]:
     acc = curve["accuracy"]
     tail = acc[-cfg.history:]
     return {
@@ -335,18 +335,3 @@ def _info(curve: dict[str, list[float]], prob: np.ndarray, chosen: np.ndarray,
         "keep_prob_mean": float(prob.mean()),
         "keep_prob_chosen_mean": float(prob[chosen].mean()) if len(chosen) else None,
     }
-
-
-def choose_rl(images: np.ndarray, labels: np.ndarray, scores: Any, data: Any, ratio: float,
-              cfg: RlSelectConfig, device: torch.device) -> tuple[np.ndarray, dict[str, Any]]:
-    """The ``rl`` strategy at ``ratio`` on a pool (``images`` may be a memmap), with the same stats
-    as the score-based strategies plus the policy's training curve under ``"rl"``."""
-    from ganaug.selection import check_pool_capacity, k_per_class, selection_stats
-
-    k = k_per_class(data.class_counts("train"), ratio)
-    check_pool_capacity(scores, k, ratio, data.classes)
-    chosen, info = select_rl(images, labels, k, *data.split("train"), *data.split("val"),
-                             data.num_classes, cfg, device)
-    stats = selection_stats(scores, chosen, k, data.classes)
-    stats["rl"] = info
-    return chosen, stats

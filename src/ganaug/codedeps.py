@@ -1,0 +1,144 @@
+"""The project code a module runs: a static walk of its imports.
+
+Two uses: ``dvc.yaml`` must list, for each stage, every project file its entry point imports
+(``tests/test_code_deps.py`` checks it with :func:`closure`), and a resume checkpoint is trusted
+only when the code that made it is the code that would continue it (:func:`code_fingerprint`).
+
+The walk reads source files, never imports them. It follows every ``import`` and
+``from ... import`` statement anywhere in a file (inside functions too: they run when called),
+includes the ``__init__.py`` of every package on the way (Python runs them on import), and
+resolves ``from package import name`` to the submodule ``package/name.py`` when there is one.
+Modules outside the given roots (numpy, torch, ...) are not followed.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def _module_file(name: str, roots: dict[str, Path]) -> Path | None:
+    """The file of module ``name`` (``a.b.c``) under the directory of its top-level package."""
+    top, *rest = name.split(".")
+    if top not in roots:
+        return None
+    base = roots[top].joinpath(*rest)
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    return None
+
+
+def _package_inits(name: str, roots: dict[str, Path]) -> list[Path]:
+    parts = name.split(".")
+    out = []
+    for i in range(1, len(parts)):
+        init = _module_file(".".join(parts[:i]), roots)
+        if init is not None and init.name == "__init__.py":
+            out.append(init)
+    return out
+
+
+def _imports(path: Path, module: str) -> Iterable[str]:
+    """Module names imported by the file ``path`` of module ``module``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from ..a import b
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            yield prefix
+            yield from (f"{prefix}.{alias.name}" for alias in node.names)
+
+
+def closure(modules: Iterable[str], roots: dict[str, Path]) -> set[Path]:
+    """Every file of the project that importing ``modules`` runs (their own files included).
+
+    ``roots`` maps a top-level package name to its directory (e.g. ``{"ganaug": src/ganaug,
+    "stages": repo/stages}``); imports of other packages are not followed.
+    """
+    seen: set[Path] = set()
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        path = _module_file(name, roots)
+        if path is None:
+            continue  # not a project module, or "package.function" rather than a submodule
+        for file, mod in [(p, None) for p in _package_inits(name, roots)] + [(path, name)]:
+            if file in seen:
+                continue
+            seen.add(file)
+            own = mod or _name_of(file, roots)
+            todo.extend(_imports(file, own))
+    return seen
+
+
+def _name_of(path: Path, roots: dict[str, Path]) -> str:
+    for top, root in roots.items():
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            continue
+        parts = [top, *rel.with_suffix("").parts]
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    raise ValueError(f"{path} is under none of the roots {sorted(roots)}")
+
+
+def project_roots() -> dict[str, Path]:
+    """The installed ``ganaug`` package's directory (stages are not needed at run time)."""
+    import ganaug
+
+    return {"ganaug": Path(ganaug.__file__).resolve().parent}
+
+
+@functools.cache
+def code_fingerprint(*modules: str) -> str:
+    """A hash of the source of every project file that ``modules`` import (see :func:`closure`).
+
+    A resume checkpoint records it: continuing a run with other code (another activation, a new
+    layer) would silently mix two models, so a checkpoint made by other code is ignored.
+    """
+    roots = project_roots()
+    h = hashlib.sha256()
+    for path in sorted(closure(modules, roots)):
+        h.update(str(path.relative_to(roots["ganaug"].parent)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def stage_deps(module: str, repo: Path) -> list[str]:
+    """The project files (relative to ``repo``) that stage entry point ``module`` runs, with a
+    folder standing for its files when the stage runs every ``.py`` file in it."""
+    roots = {"ganaug": repo / "src" / "ganaug", "stages": repo / "stages"}
+    files = {p.relative_to(repo) for p in closure([module], roots)}
+    out: set[Path] = set()
+    for f in files:
+        folder = f.parent
+        whole = {p.relative_to(repo) for p in (repo / folder).glob("*.py")}
+        out.add(folder if folder != Path("src/ganaug") and folder != Path("stages")
+                and whole <= files else f)
+    return sorted(str(p) for p in out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m ganaug.codedeps stages.select``: the code deps a stage should list."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    for module in args:
+        for path in stage_deps(module, Path.cwd()):
+            print(f"        - {path}")  # noqa: T201 - the command's answer
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,287 @@
+"""The one extension point for GAN families, and GAN checkpoints.
+
+A family is a subclass of :class:`GanFamily` registered in :data:`FAMILIES` under the name that
+``gan.arch`` picks. It says everything the pipeline needs and nothing the stages assume:
+
+- how its networks are built (:meth:`GanFamily.build`: generator and discriminator),
+- one training step, as the discriminator's and the generator's losses for a real batch
+  (:meth:`d_loss`, :meth:`g_loss`); the shared loop (:mod:`ganaug.gan.train`) does the rest:
+  optimisers, ``n_critic``, EMA, DiffAugment/ADA/LeCam, checkpoints and resuming, NaN checks,
+- how it produces images for given intended labels (:meth:`sampler`): from noise, or by
+  translating source images of other classes (``translates = True``),
+- which scores its discriminator offers for an image and its intended label
+  (:meth:`disc_scores`; ``realism`` always, more where the discriminator has more heads).
+
+Adding a family takes one module (networks + the subclass, registered with
+``@FAMILIES.register("name")``) imported in ``ganaug/gan/__init__.py``, its knobs in
+``GanConfig`` if it needs new ones, and a line in the README; the registry-wide tests in
+``tests/test_gan_families.py`` cover it without edits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganaug.checkpoints import load_checkpoint, load_state
+from ganaug.config import GanConfig
+from ganaug.errors import CheckpointError, ParamsError
+from ganaug.registry import Registry
+from ganaug.tensors import to_model_range
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RealBatch:
+    """A batch of real training images on the training device.
+
+    ``x``: float ``(B, C, H, W)`` in [-1, 1]; ``y``: int64 ``(B,)`` labels.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+class Nets(nn.Module):
+    """The trained networks of one GAN: ``generator`` and ``discriminator`` (plus any helper
+    module a family keeps), as one module so checkpoints and devices handle them together."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+
+
+class Sampler(ABC):
+    """Produces images for intended labels with one generator, for ``generate`` and the grids.
+
+    :meth:`plan` fixes, for a whole pool, what each row is made from (nothing for noise: the
+    noise is drawn batch by batch; the source image for a translation); :meth:`produce` makes a
+    batch. Provenance arrays (``source_index``, ``source_label``: -1 when there is no source)
+    go into the pool next to the intended labels.
+    """
+
+    def plan(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        """Per row of ``labels``, the source index into the real training images (-1: none)."""
+        return np.full(len(labels), -1, np.int64)
+
+    def capacity(self, num_classes: int) -> int | None:
+        """The most distinct images it can make per class (None: unlimited)."""
+        return None
+
+    @abstractmethod
+    def produce(self, labels: torch.Tensor, plan: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` in [-1, 1] for labels ``(B,)`` on the generator's device."""
+
+    def source_labels(self, plan: np.ndarray) -> np.ndarray:
+        return np.full(len(plan), -1, np.int64)
+
+
+class GanFamily(ABC):
+    """How one GAN family is built, trained, sampled and scored (see the module docstring).
+
+    ``cfg`` is the ``gan`` params section; ``image_shape`` is ``(C, H, W)``.
+    """
+
+    name: ClassVar[str] = ""
+    # Image-to-image: images are made from real source images of other classes.
+    translates: ClassVar[bool] = False
+    # The columns :meth:`disc_scores` returns, in order ("realism" first).
+    score_names: ClassVar[tuple[str, ...]] = ("realism",)
+
+    def __init__(self, cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, int]) -> None:
+        self.cfg, self.num_classes = cfg, int(num_classes)
+        self.image_shape = tuple(int(v) for v in image_shape)
+        self.check()
+
+    @classmethod
+    def check_config(cls, cfg: GanConfig) -> None:
+        """Raise ValueError(``"<key>: ..."``) for knobs this family cannot take (no data needed:
+        ``ganaug.validate`` calls it before any stage runs). Every knob is fine by default."""
+        return None
+
+    def check(self) -> None:
+        """:meth:`check_config`, then what the data must satisfy (its image size, its classes)."""
+        self.check_config(self.cfg)
+        c, h, w = self.image_shape
+        if h != w:
+            raise ValueError(f"arch: {self.name} needs square images, got {h}x{w}")
+        if self.num_classes < 1:
+            raise ValueError("the dataset has no classes")
+
+    # -- building -------------------------------------------------------------------------
+    @abstractmethod
+    def build(self) -> Nets:
+        """Freshly initialised networks (weights drawn from torch's global generator)."""
+
+    # -- one training step ----------------------------------------------------------------
+    @abstractmethod
+    def d_loss(self, nets: Nets, real: RealBatch, ctx: Any) -> tuple[torch.Tensor, dict]:
+        """The discriminator's loss for one update and what to log (``d_real``, ``d_fake``, ...).
+
+        Every discriminator call goes through ``ctx.disc(images, labels)`` (DiffAugment/ADA)
+        and the loss includes ``ctx.regularize(d_real, d_fake)`` (LeCam)."""
+
+    @abstractmethod
+    def g_loss(self, nets: Nets, real: RealBatch, ctx: Any, warmup: bool
+               ) -> tuple[torch.Tensor, dict]:
+        """The generator's loss for one update (``warmup``: the feature-matching warm-up)."""
+
+    # -- producing images -------------------------------------------------------------------
+    @abstractmethod
+    def sampler(self, generator: nn.Module, real_x: np.ndarray, real_y: np.ndarray,
+                device: torch.device) -> Sampler:
+        """A :class:`Sampler` over ``generator``; ``real_x`` uint8 ``(N, C, H, W)`` and
+        ``real_y`` are the real training images (the sources of a translation family)."""
+
+    # -- scoring -----------------------------------------------------------------------------
+    @abstractmethod
+    def disc_scores(self, discriminator: nn.Module, x: torch.Tensor, y: torch.Tensor
+                    ) -> dict[str, torch.Tensor]:
+        """Scores ``(B,)`` of images ``x`` in [-1, 1] for intended labels ``y``, one per name
+        in :attr:`score_names`; ``realism``: higher = more real to the discriminator."""
+
+
+FAMILIES: Registry[type[GanFamily]] = Registry("GAN family")
+
+
+def family_for(cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, int]) -> GanFamily:
+    """The family ``cfg.arch`` names, checked against ``cfg`` and the data's shape; what it cannot
+    take is a :class:`ParamsError` naming the ``gan`` key."""
+    cls = FAMILIES.get(cfg.arch)
+    try:
+        return cls(cfg, num_classes, image_shape)
+    except ParamsError:
+        raise
+    except ValueError as exc:
+        raise ParamsError(f"params.yaml: gan.{exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def gan_payload(family: GanFamily, nets: Nets, ema_generator: nn.Module | None,
+                meta: dict | None = None) -> dict[str, Any]:
+    """The ``kind: gan`` checkpoint :func:`load_gan` reads: the family's name and params, the
+    data's shape, and the weights. ``generator`` is what ``generate`` uses (the EMA one when
+    training kept an average; the raw one is kept under ``generator_raw``)."""
+    def cpu(m: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in m.state_dict().items()}
+
+    return {
+        "kind": "gan", "arch": family.name, "config": dataclasses.asdict(family.cfg),
+        "num_classes": family.num_classes, "image_shape": list(family.image_shape),
+        "generator_kind": "raw" if ema_generator is None else "ema",
+        "generator": cpu(nets.generator if ema_generator is None else ema_generator),
+        "generator_raw": None if ema_generator is None else cpu(nets.generator),
+        "discriminator": cpu(nets.discriminator),
+        "meta": dict(meta or {}),
+    }
+
+
+@dataclass
+class LoadedGan:
+    """A GAN rebuilt from its checkpoint, in eval mode on the asked device."""
+
+    family: GanFamily
+    generator: nn.Module
+    discriminator: nn.Module
+    payload: dict[str, Any]
+
+    def sampler(self, real_x: np.ndarray, real_y: np.ndarray, device: torch.device) -> Sampler:
+        return self.family.sampler(self.generator, real_x, real_y, device)
+
+
+def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[GanFamily, Nets]:
+    """The family and freshly built networks a ``kind: gan`` payload describes (no weights)."""
+    from ganaug.config import parse
+
+    try:
+        cfg = parse(GanConfig, payload["config"], "gan", f"{path} (config)")
+        family = family_for(cfg, payload["num_classes"], tuple(payload["image_shape"]))
+        torch.manual_seed(0)  # the weights are overwritten; the draw need only be repeatable
+        return family, family.build()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the GAN ({type(exc).__name__}: {exc}); "
+                              f"it was written by another version of this project") from exc
+
+
+def load_gan(path: str | Path, device: torch.device | str = "cpu", raw: bool = False
+             ) -> LoadedGan:
+    """Rebuild a GAN from its checkpoint; ``raw=True`` asks for the trained weights instead of
+    their moving average."""
+    payload = load_checkpoint(path, kind="gan")
+    family, nets = rebuild(payload, path)
+    key = "generator_raw" if raw and payload.get("generator_raw") is not None else "generator"
+    load_state(nets.generator, payload[key], path, key.replace("_", " "))
+    load_state(nets.discriminator, payload["discriminator"], path, "discriminator")
+    nets = nets.to(device).eval()
+    return LoadedGan(family, nets.generator, nets.discriminator, payload)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared sampler implementations
+# --------------------------------------------------------------------------------------------
+
+
+class NoiseSampler(Sampler):
+    """``G(z, y)`` with ``z ~ N(0, I)`` of ``z_dim``, drawn from ``g`` batch by batch."""
+
+    def __init__(self, generator: nn.Module, z_dim: int, device: torch.device) -> None:
+        self.generator, self.z_dim, self.device = generator, z_dim, device
+
+    @torch.no_grad()
+    def produce(self, labels: torch.Tensor, plan: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        z = torch.randn(len(labels), self.z_dim, generator=g, device=g.device)  # (B, z_dim)
+        return self.generator(z.to(self.device), labels.to(self.device))
+
+
+class TranslationSampler(Sampler):
+    """``G(x_source, y)``: each image translates a real training image of another class into its
+    intended class. :meth:`plan` assigns sources so that, per class, every source is used once
+    before any is used twice (a seeded order), since the same (source, label) pair always gives
+    the same image."""
+
+    def __init__(self, generator: nn.Module, real_x: np.ndarray, real_y: np.ndarray,
+                 device: torch.device) -> None:
+        self.generator, self.device = generator, device
+        self.real_x = torch.from_numpy(np.ascontiguousarray(real_x)).to(device)  # uint8
+        self.real_y = np.asarray(real_y, np.int64)
+
+    def capacity(self, num_classes: int) -> int | None:
+        counts = np.bincount(self.real_y, minlength=num_classes)
+        return int((counts.sum() - counts).min())
+
+    def plan(self, labels: np.ndarray, seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        out = np.empty(len(labels), np.int64)
+        for c in np.unique(labels):
+            rows = np.flatnonzero(labels == c)
+            others = rng.permutation(np.flatnonzero(self.real_y != c))
+            if len(others) == 0:
+                raise ValueError(f"class {c}: no real image of another class to translate")
+            out[rows] = others[np.arange(len(rows)) % len(others)]
+        return out
+
+    def source_labels(self, plan: np.ndarray) -> np.ndarray:
+        return np.where(plan >= 0, self.real_y[np.maximum(plan, 0)], -1)
+
+    @torch.no_grad()
+    def produce(self, labels: torch.Tensor, plan: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        src = to_model_range(self.real_x[torch.from_numpy(plan).to(self.device)])  # (B, C, H, W)
+        return self.generator(src, labels.to(self.device))
+
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]

@@ -1,0 +1,74 @@
+"""Each stage's deps in dvc.yaml cover every project file its entry point imports (a static walk
+of the imports): otherwise an edit to that code leaves the stage's outputs stale while `dvc
+status` says "up to date". And no stage depends on project code it never runs (it would rerun
+for nothing)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from e2e import REPO_ROOT
+
+from ganaug.codedeps import closure
+
+ROOTS = {"ganaug": REPO_ROOT / "src" / "ganaug", "stages": REPO_ROOT / "stages"}
+
+
+@pytest.fixture(scope="module")
+def stage_deps():
+    """(instance name, entry module, declared deps) of every stage instance DVC resolves."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO_ROOT)) as repo:
+        out = []
+        for st in repo.index.stages:
+            argv = shlex.split(st.cmd)
+            assert argv[:2] == ["python", "-m"], st.addressing
+            out.append((st.addressing, argv[2], [Path(d.def_path) for d in st.deps]))
+        return out
+
+
+def covered(path: Path, deps: list[Path]) -> bool:
+    rel = path.relative_to(REPO_ROOT)
+    return any(rel == d or d in rel.parents for d in deps)
+
+
+def test_every_imported_project_file_is_a_dep(stage_deps):
+    missing = {}
+    for name, module, deps in stage_deps:
+        files = closure([module], ROOTS)
+        assert files, f"{name}: {module} not found"
+        lacking = sorted(str(f.relative_to(REPO_ROOT)) for f in files if not covered(f, deps))
+        if lacking:
+            missing[name] = lacking
+    assert not missing, "stages import project files they do not list as deps:\n" + "\n".join(
+        f"{k}: {v}" for k, v in sorted(missing.items()))
+
+
+def test_no_stage_depends_on_project_code_it_does_not_run(stage_deps):
+    extra = {}
+    for name, module, deps in stage_deps:
+        files = {f.relative_to(REPO_ROOT) for f in closure([module], ROOTS)}
+        for d in deps:
+            if d.parts[0] not in ("src", "stages"):
+                continue
+            if not any(f == d or d in f.parents for f in files):
+                extra.setdefault(name, []).append(str(d))
+    assert not extra, f"code deps the stage never imports: {extra}"
+
+
+def test_the_walk_follows_function_level_and_package_imports(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from pkg import c\n")
+    (pkg / "a.py").write_text("def f():\n    from pkg.sub import b\n")
+    (pkg / "sub" / "b.py").write_text("from . import d\nimport numpy\n")
+    (pkg / "sub" / "d.py").write_text("")
+    (pkg / "c.py").write_text("")
+    (pkg / "unused.py").write_text("")
+    files = {p.relative_to(tmp_path).as_posix() for p in closure(["pkg.a"], {"pkg": pkg})}
+    assert files == {"pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py",
+                     "pkg/sub/d.py", "pkg/c.py"}
