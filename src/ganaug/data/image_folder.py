@@ -263,7 +263,7 @@ def _capture(files: list[Path], pattern: str, group: str, unmatched: str) -> lis
         value = m.group(group) if m else None
         if not value and unmatched == "error":
             raise DataFileError(
-                f"{f}: file name does not match {group}_pattern {pattern!r} (or its ({group}) group "
+                f"{f}: file name does not match {group}_pattern '{pattern}' (or its ({group}) group "
                 f"captures nothing); fix the pattern, rename the file, or set unmatched: skip")
         out.append(value or None)
     return out
@@ -427,8 +427,8 @@ def _upright_8bit(path: Path, crop: list[int] | None,
     except DataFileError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataFileError(f"{path}: refused, a possible decompression bomb ({exc}; the limit is "
-                            f"PIL's Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})") from None
+        raise DataFileError(f"{path}: refused as a possible decompression bomb "
+                            f"({str(exc).rstrip('.')}; PIL's Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error
             ) as exc:
         raise DataFileError(f"{path}: unreadable image ({exc})") from None
