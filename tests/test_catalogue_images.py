@@ -327,6 +327,12 @@ def png_exif(orientation: int):
     return build
 
 
+def png_corrupt_exif(root):
+    # Read as stored (no orientation known), as every viewer shows it; counted in the meta.
+    save(root / "c" / "x.png", Image.fromarray(GRID), exif=b"Exif\x00\x00garbage, not TIFF")
+    return Pixels([GRID], notes={"exif_unreadable": 1, "exif_rotated": 0})
+
+
 def tiff_exif_compressed(root):
     save(root / "c" / "x.tiff", Image.fromarray(GRID), exif=with_orientation(6),
          compression="tiff_lzw")
@@ -422,11 +428,16 @@ def symlink_loop_file(root):
     return Refused(root / "c" / "loop.png", "broken symbolic link")
 
 
-def symlink_loop_folders(root):
+def symlink_cycle_folder(root):
     save(root / "c" / "a.png", Image.fromarray(GRID))
-    os.symlink("..", root / "c" / "up")  # c/up/c/up/... : never walked into
-    os.symlink("self", root / "self")  # a folder link pointing at itself: not a class
+    os.symlink("..", root / "c" / "up")  # c/up/c/up/...: a class folder's sub-folders are not read
     return Pixels([GRID])
+
+
+def symlink_loop_folder(root):
+    save(root / "c" / "a.png", Image.fromarray(GRID))
+    os.symlink("d", root / "d")  # would-be class folder d points at itself: not silently skipped
+    return Refused(root / "d", "broken symbolic link")
 
 
 CATALOGUE: dict[str, Case] = {
@@ -461,6 +472,7 @@ CATALOGUE: dict[str, Case] = {
     "tiff-multipage-first": Case(tiff_pages),
     "gif-animated-first": Case(gif_animated, params={"extensions": [".gif"]}),
     **{f"png-exif-orientation-{o}": Case(png_exif(o)) for o in range(1, 9)},
+    "png-corrupt-exif-as-stored": Case(png_corrupt_exif),
     "tiff-exif-orientation-6-lzw": Case(tiff_exif_compressed),
     "tiff-exif-orientation-6-raw": Case(tiff_exif_uncompressed),
     "jpeg-flat-draft": Case(jpeg_flat, size=(16, 16)),
@@ -475,7 +487,8 @@ CATALOGUE: dict[str, Case] = {
     "class-names-space-unicode-semicolon": Case(odd_class_names),
     "empty-class-folder": Case(empty_class_folder, size=(2, 3)),
     "symlink-loop-file": Case(symlink_loop_file, size=(2, 3)),
-    "symlink-loop-folders-ignored": Case(symlink_loop_folders),
+    "symlink-loop-folder": Case(symlink_loop_folder, size=(2, 3)),
+    "symlink-cycle-folder-ignored": Case(symlink_cycle_folder),
 }
 
 

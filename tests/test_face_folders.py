@@ -135,6 +135,9 @@ def test_unmatched_skip_counts_the_skipped_files_in_the_meta(tmp_path):
     assert back.meta["files"] == 6 and back.class_counts("test").tolist() == [2, 2, 2]
     assert back.meta["label_unmatched"] == {"skipped": 2,
                                             "examples": ["KA.X1.1.tiff", "scan_0001.tiff"]}
+    with pytest.raises(DataFileError, match="no images left to read"):
+        load({"kind": "image_folder", "path": str(tmp_path / "jaffe"), "unmatched": "skip",
+              "label_pattern": r"^(?P<label>nothing)"})
 
 
 def test_label_pattern_with_images_only_in_subfolders_says_where_they_must_be(tmp_path):

@@ -22,7 +22,7 @@ Decoding (PIL, several threads; decoding releases the GIL) brings every image to
 RGB, as a viewer shows it, then crops, converts to the output channels and resizes:
 
 - EXIF orientation is applied (a phone photo comes out upright); a crop box is in those upright
-  pixels.
+  pixels. Corrupt EXIF is counted in the meta and the image read as stored.
 - Alpha (LA, RGBA, PA, and palette or colour-key transparency) is composited on black,
   ``value * alpha / 255`` rounded: the bundled datasets draw bright strokes on a black ground, and
   a transparent pixel's hidden colour is arbitrary.
@@ -158,17 +158,19 @@ def load_image_folder(cfg: ImageFolderConfig) -> RawDataset:
         entries, info = _entries_from_class_folders(root, cfg)
     else:
         entries, info = _entries_from_file_names(root, cfg)
-    classes = _class_order(root, entries, cfg)
     if cfg.label_pattern is not None and cfg.classes is not None:
-        info["skipped_labels"] = sorted({e.label for e in entries} - set(classes))
-    entries = [e for e in entries if e.label in classes]
+        wanted = {_nfc(c) for c in cfg.classes}
+        info["skipped_labels"] = sorted({e.label for e in entries} - wanted)
+        entries = [e for e in entries if e.label in wanted]
     groups = None
     if cfg.group_pattern is not None:
         entries, groups, info["group_unmatched"] = _groups(entries, cfg)
         info["group_pattern"] = cfg.group_pattern
         info["groups_found"] = len(set(groups))
-    if not entries:
-        raise DataFileError(f"{root}: no images left to read")
+    if not entries and cfg.classes is None:  # with `classes`, _class_order names the missing
+        raise DataFileError(f"{root}: no images left to read: the patterns matched no file name "
+                            f"and unmatched is skip")
+    classes = _class_order(root, entries, cfg)  # after skipping: no class without images
     x, conv = read_images([e.path for e in entries], cfg)
     info = {"origin": "image folder", "path": str(root), "files": len(entries), **info, **conv}
     split = np.asarray([e.split for e in entries], dtype=str) if entries[0].split else None
@@ -297,9 +299,18 @@ def _image_files(folder: Path, exts: set[str]) -> list[Path]:
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir()
-                   if p.is_dir() and not p.name.startswith(".") and p.name not in JUNK_FOLDERS),
-                  key=_nfc_name)
+    """Sub-folders, sorted; a broken link without an extension (a folder's, presumably) is an
+    error: silently skipping it would drop a whole class."""
+    out = []
+    for p in folder.iterdir():
+        if p.name.startswith(".") or p.name in JUNK_FOLDERS:
+            continue
+        if p.is_dir():
+            out.append(p)
+        elif not p.suffix and p.is_symlink() and not p.exists():
+            raise DataFileError(f"{p}: broken symbolic link (its target is missing, or it points "
+                                f"back to itself); mount or fetch the folder, or delete the link")
+    return sorted(out, key=_nfc_name)
 
 
 def _nested_hint(folder: Path) -> str:
@@ -337,11 +348,13 @@ def _class_order(root: Path, entries: list[_Entry], cfg: ImageFolderConfig) -> l
 GREY_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 READABLE_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F",
                   *GREY_16)
-NOTES = ("alpha_on_black", "scaled_16bit", "scaled_float", "first_frame_only", "exif_rotated")
+NOTES = ("alpha_on_black", "scaled_16bit", "scaled_float", "first_frame_only", "exif_rotated",
+         "exif_unreadable")
 
 
 class _Decoded(NamedTuple):
-    array: np.ndarray  # uint8 (H, W) or (H, W, 3)
+    """What was done to one image, for the meta."""
+
     source_mode: str
     resized: bool
     notes: frozenset[str]  # of NOTES
@@ -375,9 +388,9 @@ def _read_all(files: list[Path], cfg: ImageFolderConfig) -> tuple[np.ndarray, di
     out = np.empty((len(files), channels, h, w), dtype=np.uint8)
 
     def load(i: int) -> _Decoded:
-        d = _decode(files[i], mode, (w, h), resample, cfg.crop)
-        out[i] = d.array.reshape(h, w, channels).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
-        return d._replace(array=d.array[:0])  # keep the pixels only in `out`
+        array, done = _decode(files[i], mode, (w, h), resample, cfg.crop)
+        out[i] = array.reshape(h, w, channels).transpose(2, 0, 1)  # (H, W, C) -> (C, H, W)
+        return done
 
     pool = ThreadPoolExecutor(cfg.workers or min(8, os.cpu_count() or 1))
     try:
@@ -403,15 +416,15 @@ def _read_all(files: list[Path], cfg: ImageFolderConfig) -> tuple[np.ndarray, di
 
 
 def _decode(path: Path, mode: str, size: tuple[int, int], resample, crop: list[int] | None
-            ) -> _Decoded:
-    """One image in ``mode`` (L or RGB) at ``size`` (W, H)."""
+            ) -> tuple[np.ndarray, _Decoded]:
+    """One image in ``mode`` (L or RGB) at ``size`` (W, H): uint8 ``(H, W)`` or ``(H, W, 3)``."""
     img, source_mode, notes = _upright_8bit(path, crop, draft=(mode, size))
     resized = img.size != size or "drafted" in notes
     img = img.convert(mode)
     if img.size != size:
         img = img.resize(size, resample)
-    return _Decoded(np.asarray(img, dtype=np.uint8), source_mode, resized,
-                    frozenset(notes & set(NOTES)))
+    return np.asarray(img, dtype=np.uint8), _Decoded(source_mode, resized,
+                                                     frozenset(notes & set(NOTES)))
 
 
 def _upright_8bit(path: Path, crop: list[int] | None,
@@ -442,7 +455,7 @@ def _normalise(img: PILImage, path: Path, crop: list[int] | None,
     source_mode, notes = img.mode, set()
     if getattr(img, "is_animated", False):
         notes.add("first_frame_only")
-    orientation = img.getexif().get(ORIENTATION_TAG)  # JPEG, TIFF: from the header, before load
+    orientation = _orientation(img, notes)  # JPEG, TIFF: from the header, before load
     if orientation in range(2, 9):
         notes.add("exif_rotated")
     if draft is not None and crop is None:
@@ -459,7 +472,7 @@ def _normalise(img: PILImage, path: Path, crop: list[int] | None,
             f"{announced[0]}x{announced[1]} (PIL does this with uncompressed TIFFs carrying EXIF "
             f"orientation 5-8); save the image again upright, without the orientation tag")
     # TIFF: PIL has applied the orientation while loading and removed the tag.
-    pending = img.getexif().get(ORIENTATION_TAG)
+    pending = _orientation(img, notes)
     img = _upright(_to_8bit(img, path, notes), pending)
     if crop is not None:
         left, top, right, bottom = crop
@@ -469,6 +482,16 @@ def _normalise(img: PILImage, path: Path, crop: list[int] | None,
                 f"image, which is {img.width}x{img.height} pixels (width x height) upright")
         img = img.crop((left, top, right, bottom))
     return img, source_mode, notes
+
+
+def _orientation(img: PILImage, notes: set[str]) -> int | None:
+    """The EXIF orientation tag, or None. Corrupt EXIF is noted, not fatal: the pixels are fine,
+    viewers show them as stored, and so did this loader before it read EXIF."""
+    try:
+        return img.getexif().get(ORIENTATION_TAG)
+    except (SyntaxError, ValueError, KeyError, TypeError, IndexError, struct.error):
+        notes.add("exif_unreadable")
+        return None
 
 
 def _upright(img: PILImage, orientation: int | None) -> PILImage:
