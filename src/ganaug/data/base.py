@@ -31,6 +31,10 @@ class RawDataset:
 
     ``split`` is None (the pipeline splits with a seed) or a str array of "train"/"val"/"test"
     per image (an official split, kept as is).
+
+    ``groups`` is None or a str array naming each image's group (a subject or a sequence): images
+    of one group are near-copies of each other, so a seeded split never puts one group in two
+    splits, or the test set would hold frames of sequences the classifier trained on.
     """
 
     x: np.ndarray  # (N, C, H, W) uint8
@@ -38,9 +42,15 @@ class RawDataset:
     classes: list[str]
     split: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    groups: np.ndarray | None = None  # (N,) str
 
     def __post_init__(self) -> None:
         check_images(self.x, self.y, len(self.classes), "loaded dataset")
+        for name in ("split", "groups"):
+            a = getattr(self, name)
+            if a is not None and a.shape != self.y.shape:
+                raise DataFileError(f"loaded dataset: {len(self.y)} images but {name} of shape "
+                                    f"{a.shape}")
 
 
 @dataclass(frozen=True)

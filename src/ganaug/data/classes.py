@@ -92,9 +92,11 @@ def subset_classes(raw: RawDataset, subset: list[str], where: str) -> RawDataset
     y = remap[raw.y]
     keep = y >= 0
     split = raw.split[keep] if raw.split is not None else None
+    groups = raw.groups[keep] if raw.groups is not None else None
     info = {**raw.info, "class_subset": list(subset),
             "dropped_by_class_subset": int((~keep).sum())}
-    return RawDataset(x=raw.x[keep], y=y[keep], classes=list(subset), split=split, info=info)
+    return RawDataset(x=raw.x[keep], y=y[keep], classes=list(subset), split=split, info=info,
+                      groups=groups)
 
 
 def _in(raw: RawDataset) -> str:

@@ -4,11 +4,17 @@ Order of work: load -> ``class_map`` and ``class_subset`` (see :mod:`ganaug.data
 split (official, or stratified with a seed; an official split without val gets a stratified val
 carved from its train) -> ``drop_test_duplicates`` -> scarcity (source only). Duplicates are
 dropped before scarcity so the test set does not change with ``data.real_per_class``.
+
+When the loader names a group per image (a subject or a sequence, ``RawDataset.groups``), every
+seeded split is group-aware: whole groups go to one split (:func:`group_split`), and scarcity draws
+its images from as many groups as it can (:func:`scarce_subset`). An official split is kept as is;
+groups it puts in several splits are counted in the meta (``groups.straddling``) and logged.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -56,9 +62,10 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
     dedup = bool(getattr(dataset_cfg, "drop_test_duplicates", False))
     role = "source" if name == data_cfg.source else "target"
     if role == "source":
-        splits, split_info = _source_splits(raw, data_cfg, dedup)
+        idx, split_info = _source_splits(raw, data_cfg, dedup)
     else:
-        splits, split_info = _target_splits(raw, dedup)
+        idx, split_info = _target_splits(raw, dedup)
+    splits = {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}
     meta = {
         "name": name,
         "role": role,
@@ -66,6 +73,7 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
         "image_shape": list(raw.x.shape[1:]),
         **raw.info,
         **split_info,
+        **_group_info(raw.groups, idx),
         "counts": {s: np.bincount(splits[s][1], minlength=len(raw.classes)).tolist() for s in SPLITS},
     }
     log.info("%s (%s): %s", name, role, {s: len(splits[s][1]) for s in SPLITS})
@@ -73,8 +81,10 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
 
 
 def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
-    """A target keeps its official test split (all images when it has none), nothing else."""
-    empty = (raw.x[:0], raw.y[:0])
+    """A target keeps its official test split (all images when it has none), nothing else.
+
+    Returns indices into ``raw`` per split, and what was done.
+    """
     if raw.split is None:
         test, info = np.arange(len(raw.y)), {"split": "all images as test"}
     else:
@@ -83,31 +93,40 @@ def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
             idx, dropped = drop_duplicate_indices(
                 raw.x, {"train": np.flatnonzero(raw.split == "train"), "val": test[:0], "test": test})
             test, info["test_duplicates_dropped"] = idx["test"], dropped
-    return {"train": empty, "val": empty, "test": (raw.x[test], raw.y[test])}, info
+    return {"train": test[:0], "val": test[:0], "test": test}, info
 
 
 def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tuple[dict, dict]:
+    """Seeded (or official) train/val/test, then scarcity; indices into ``raw`` per split."""
     rng = np.random.default_rng(cfg.seed)
     info: dict[str, Any] = {}
+    groups = raw.groups
+    by = "stratified" if groups is None else "stratified by class, whole groups"
     if raw.split is not None:
         idx = {s: np.flatnonzero(raw.split == s) for s in SPLITS}
         how = "official"
         if len(idx["val"]) == 0 and len(idx["train"]):
-            idx = _carve_val(raw.y, idx, cfg.val_fraction, rng)
-            how = f"official; val carved from train (stratified, val_fraction, seed {cfg.seed})"
-    else:
+            idx = _carve_val(raw.y, idx, cfg.val_fraction, rng, groups)
+            how = f"official; val carved from train ({by}, val_fraction, seed {cfg.seed})"
+    elif groups is None:
         idx = stratified_split(raw.y, cfg.val_fraction, cfg.test_fraction, rng)
         how = f"stratified, seed {cfg.seed}"
+    else:
+        idx = group_split(raw.y, groups, cfg.val_fraction, cfg.test_fraction, rng)
+        how = f"{by}, seed {cfg.seed}"
     for s in ("train", "test"):
         if len(idx[s]) == 0:
-            raise ParamsError(f"data.source: dataset {cfg.source!r} has an empty {s} split")
+            hint = "" if groups is None else (
+                f" ({len(np.unique(groups))} groups, and a group never straddles two splits)")
+            raise ParamsError(f"data.source: dataset {cfg.source!r} has an empty {s} split{hint}")
     if dedup:
         idx, info["test_duplicates_dropped"] = drop_duplicate_indices(raw.x, idx)
         log.info("dropped val/test images duplicating a train image: %s",
                  info["test_duplicates_dropped"])
     available = np.bincount(raw.y[idx["train"]], minlength=len(raw.classes))
-    idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng)
-    idx["val"] = scarce_subset(raw.y, idx["val"], cfg.val_per_class, None, rng)
+    idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng,
+                                 groups)
+    idx["val"] = scarce_subset(raw.y, idx["val"], cfg.val_per_class, None, rng, groups)
     info = {
         **info,
         "split": how,
@@ -115,14 +134,31 @@ def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tup
                      "val_per_class": cfg.val_per_class,
                      "train_available": available.tolist()},
     }
-    return {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}, info
+    return idx, info
+
+
+def _group_info(groups: np.ndarray | None, idx: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Meta ``groups``: distinct groups per final split, and how many lie in more than one."""
+    if groups is None:
+        return {}
+    per_split = {s: set(groups[idx[s]].tolist()) for s in SPLITS}
+    seen = Counter(g for members in per_split.values() for g in members)
+    straddling = sum(n > 1 for n in seen.values())
+    if straddling:
+        log.warning("%d groups have images in more than one split (an official split keeps them)",
+                    straddling)
+    return {"groups": {**{s: len(per_split[s]) for s in SPLITS}, "straddling": straddling}}
 
 
 def _carve_val(y: np.ndarray, idx: dict[str, np.ndarray], val_fraction: float,
-               rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Move a stratified ``val_fraction`` of the official train split into val."""
+               rng: np.random.Generator, groups: np.ndarray | None = None
+               ) -> dict[str, np.ndarray]:
+    """Move a stratified ``val_fraction`` of the official train split into val (whole groups)."""
     train = idx["train"]
-    parts = stratified_split(y[train], val_fraction, 0.0, rng)
+    if groups is None:
+        parts = stratified_split(y[train], val_fraction, 0.0, rng)
+    else:
+        parts = group_split(y[train], groups[train], val_fraction, 0.0, rng)
     return {**idx, "train": train[parts["train"]], "val": train[parts["val"]]}
 
 
@@ -140,9 +176,48 @@ def stratified_split(y: np.ndarray, val_fraction: float, test_fraction: float,
     return {s: np.sort(np.concatenate(parts)) for s, parts in out.items()}
 
 
+def group_split(y: np.ndarray, groups: np.ndarray, val_fraction: float, test_fraction: float,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Split indices so that each group lies in exactly one split, class proportions kept as far
+    as whole groups allow (each split's indices sorted).
+
+    Greedy, largest group first (equal sizes in seeded random order): a group goes to the split
+    whose per-class counts it brings closest to their targets (``fraction * class total``), the
+    distance being the sum over classes of squared relative shortfall or excess, so a rare class
+    weighs as much as a common one. Splits with fraction 0 get nothing. A group holding several
+    classes (a subject photographed in each expression) counts toward each of them.
+    """
+    keys, inv = np.unique(groups, return_inverse=True)
+    counts = np.zeros((len(keys), int(y.max()) + 1 if len(y) else 0))  # (G, K)
+    np.add.at(counts, (inv, y), 1)
+    fractions = np.array([1.0 - val_fraction - test_fraction, val_fraction, test_fraction])
+    open_splits = np.flatnonzero(fractions > 0)
+    target = fractions[:, None] * counts.sum(0)[None, :]  # (3, K)
+    weight = 1.0 / np.maximum(counts.sum(0), 1) ** 2  # (K,)
+    have = np.zeros_like(target)
+    order = rng.permutation(len(keys))
+    order = order[np.argsort(-counts.sum(1)[order], kind="stable")]
+    assign = np.empty(len(keys), dtype=np.int64)
+    for g in order:
+        v = counts[g]
+        # Change of sum_c w_c (have_sc - target_sc)^2 when v is added to split s.
+        delta = ((2.0 * (have[open_splits] - target[open_splits]) + v) * v * weight).sum(1)
+        s = open_splits[int(np.argmin(delta))]
+        have[s] += v
+        assign[g] = s
+    split_of = assign[inv]  # (N,)
+    return {name: np.flatnonzero(split_of == k) for k, name in enumerate(SPLITS)}
+
+
 def scarce_subset(y: np.ndarray, idx: np.ndarray, per_class: int | None,
-                  fraction: float | None, rng: np.random.Generator) -> np.ndarray:
-    """Keep at most ``per_class`` (or ``fraction`` of each class) of ``idx``, chosen at random."""
+                  fraction: float | None, rng: np.random.Generator,
+                  groups: np.ndarray | None = None) -> np.ndarray:
+    """Keep at most ``per_class`` (or ``fraction`` of each class) of ``idx``, chosen at random.
+
+    With ``groups``, a class's images are drawn from as many groups as possible: one image of each
+    group (groups in random order), then a second image of each, and so on. Ten images of a class
+    are then ten subjects, not ten frames of two sequences.
+    """
     if per_class is None and fraction is None:
         return idx
     keep = []
@@ -150,6 +225,23 @@ def scarce_subset(y: np.ndarray, idx: np.ndarray, per_class: int | None,
         members = idx[y[idx] == c]
         n = per_class if per_class is not None else max(1, int(round(len(members) * fraction)))
         if n < len(members):
-            members = rng.choice(members, size=n, replace=False)
+            if groups is None:
+                members = rng.choice(members, size=n, replace=False)
+            else:
+                members = _spread_over_groups(members, groups, n, rng)
         keep.append(members)
     return np.sort(np.concatenate(keep))
+
+
+def _spread_over_groups(members: np.ndarray, groups: np.ndarray, n: int,
+                        rng: np.random.Generator) -> np.ndarray:
+    """``n`` of ``members``: round-robin over their groups, in a random order of images."""
+    shuffled = rng.permutation(members)
+    _, inv = np.unique(groups[shuffled], return_inverse=True)
+    by_group = np.argsort(inv, kind="stable")  # positions in shuffled, grouped, order kept
+    sorted_inv = inv[by_group]
+    starts = np.flatnonzero(np.r_[True, sorted_inv[1:] != sorted_inv[:-1]])
+    first_of = np.repeat(starts, np.diff(np.r_[starts, len(inv)]))
+    rank = np.empty(len(inv), dtype=np.int64)
+    rank[by_group] = np.arange(len(inv)) - first_of  # 0 for a group's first image, 1 next, ...
+    return shuffled[np.argsort(rank, kind="stable")[:n]]
