@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ganaug.data import DATASET_KINDS, parse_dataset_config
+from ganaug.data.prepare import DATASET_KINDS, parse_dataset_config
 from ganaug.io import DataFileError
 
 # ------------------------------------------------------------------------------------------

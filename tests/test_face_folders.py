@@ -17,8 +17,14 @@ import yaml
 from PIL import Image
 
 from ganaug.config import DataConfig, ParamsError
-from ganaug.data import DATASET_KINDS, load_prepared, parse_dataset_config, prepare, save_prepared
-from ganaug.data.prepare import group_split, scarce_subset
+from ganaug.data import load_prepared, save_prepared
+from ganaug.data.prepare import (
+    DATASET_KINDS,
+    group_split,
+    parse_dataset_config,
+    prepare,
+    scarce_subset,
+)
 from ganaug.io import DataFileError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
