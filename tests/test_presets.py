@@ -57,12 +57,16 @@ def write_fer_csv(path: Path, rng: np.random.Generator) -> None:
     path.write_text("\n".join(rows) + "\n")
 
 
+# The folders of the common CK+48 export, and its file names (subject_sequence_frame).
+CK48_FOLDERS = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
+
+
 def write_image_folder(root: Path, classes: list[str], rng: np.random.Generator) -> None:
-    for c in classes:
+    for k, c in enumerate(classes):
         (root / c).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(
-                root / c / f"{i}.png")
+                root / c / f"S{10 * k + i:03d}_001_{i:08d}.png")
 
 
 def tiny_dataset(entry: dict, study: Path, rng: np.random.Generator) -> dict:
@@ -73,8 +77,7 @@ def tiny_dataset(entry: dict, study: Path, rng: np.random.Generator) -> dict:
         write_fer_csv(study / entry["path"], rng)
         return entry
     if kind == "image_folder":
-        source_names = list(entry.get("class_map", {})) + ["fear", "disgust", "contempt"]
-        write_image_folder(study / entry["path"], source_names, rng)
+        write_image_folder(study / entry["path"], CK48_FOLDERS, rng)
         return entry
     if kind == "torchvision":
         assert entry["name"] == "CIFAR10", entry
