@@ -4,6 +4,10 @@ Order of work: load -> ``class_map`` and ``class_subset`` (see :mod:`ganaug.data
 split (official, or stratified with a seed; an official split without val gets a stratified val
 carved from its train) -> ``drop_test_duplicates`` -> scarcity (source only). Duplicates are
 dropped before scarcity so the test set does not change with ``data.real_per_class``.
+
+Scarcity keeps what it leaves out: the source's other training images go into a reserve, and all
+its training images get a seeded order per class (train split first), so the real-only learning
+curve trains on nested subsets of real images (see :mod:`ganaug.data.base`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ganaug.config import DataConfig, ParamsError, parse
-from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset
+from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset, Reserve
 from ganaug.data.classes import apply_class_options, drop_duplicate_indices
 
 log = logging.getLogger(__name__)
@@ -44,8 +48,9 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
     raw = apply_class_options(raw, dataset_cfg, f"datasets.{name}")
     dedup = bool(getattr(dataset_cfg, "drop_test_duplicates", False))
     role = "source" if name == data_cfg.source else "target"
+    reserve = None
     if role == "source":
-        splits, split_info = _source_splits(raw, data_cfg, dedup)
+        splits, split_info, reserve = _source_splits(raw, data_cfg, dedup)
     else:
         splits, split_info = _target_splits(raw, dedup)
     meta = {
@@ -58,7 +63,7 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
         "counts": {s: np.bincount(splits[s][1], minlength=len(raw.classes)).tolist() for s in SPLITS},
     }
     log.info("%s (%s): %s", name, role, {s: len(splits[s][1]) for s in SPLITS})
-    return Prepared(splits=splits, classes=list(raw.classes), meta=meta)
+    return Prepared(splits=splits, classes=list(raw.classes), meta=meta, reserve=reserve)
 
 
 def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
@@ -75,7 +80,8 @@ def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
     return {"train": empty, "val": empty, "test": (raw.x[test], raw.y[test])}, info
 
 
-def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tuple[dict, dict]:
+def _source_splits(raw: RawDataset, cfg: DataConfig,
+                   dedup: bool = False) -> tuple[dict, dict, Reserve]:
     rng = np.random.default_rng(cfg.seed)
     info: dict[str, Any] = {}
     if raw.split is not None:
@@ -95,16 +101,54 @@ def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tup
         log.info("dropped val/test images duplicating a train image: %s",
                  info["test_duplicates_dropped"])
     available = np.bincount(raw.y[idx["train"]], minlength=len(raw.classes))
-    idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng)
+    every_train = idx["train"]
+    idx["train"] = scarce_subset(raw.y, every_train, cfg.real_per_class, cfg.real_fraction, rng)
     idx["val"] = scarce_subset(raw.y, idx["val"], cfg.val_per_class, None, rng)
+    # Its own stream, so the train and val draws above stay what they were before the reserve.
+    order_rng = np.random.default_rng((cfg.seed, ORDER_STREAM))
+    reserve_idx, reserve_rank, train_rank = nested_order(raw.y, every_train, idx["train"],
+                                                         order_rng)
     info = {
         **info,
         "split": how,
         "scarcity": {"real_per_class": cfg.real_per_class, "real_fraction": cfg.real_fraction,
                      "val_per_class": cfg.val_per_class,
-                     "train_available": available.tolist()},
+                     "train_available": available.tolist(),
+                     "reserve": np.bincount(raw.y[reserve_idx],
+                                            minlength=len(raw.classes)).tolist(),
+                     "order": f"seeded per class ((data.seed, {ORDER_STREAM}) = "
+                              f"({cfg.seed}, {ORDER_STREAM})): train split, then reserve"},
     }
-    return {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}, info
+    reserve = Reserve(x=raw.x[reserve_idx], y=raw.y[reserve_idx], rank=reserve_rank,
+                      train_rank=train_rank)
+    return {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}, info, reserve
+
+
+# The seed-sequence key of the learning curve's order, beside data.seed.
+ORDER_STREAM = 1
+
+
+def nested_order(y: np.ndarray, every_train: np.ndarray, kept: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded order of each class's training images that starts with the scarce train split.
+
+    ``every_train``: indices of all training images; ``kept`` (sorted): those scarcity kept.
+    Within a class of n_c kept images, the kept ones get ranks 0..n_c-1 in a random order and
+    the left-out ones ranks n_c, n_c+1, ... in a random order. Returns ``(reserve indices in
+    rank order per class, their ranks, the ranks of ``kept`` in its order)``.
+    """
+    train_rank = np.empty(len(kept), dtype=np.int64)
+    reserve_idx, reserve_rank = [], []
+    left_out = np.setdiff1d(every_train, kept)
+    for c in np.unique(y[every_train]):
+        in_class = np.flatnonzero(y[kept] == c)
+        train_rank[in_class] = rng.permutation(len(in_class))
+        rest = rng.permutation(left_out[y[left_out] == c])
+        reserve_idx.append(rest)
+        reserve_rank.append(len(in_class) + np.arange(len(rest), dtype=np.int64))
+    if not reserve_idx:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), train_rank
+    return np.concatenate(reserve_idx), np.concatenate(reserve_rank), train_rank
 
 
 def _carve_val(y: np.ndarray, idx: dict[str, np.ndarray], val_fraction: float,
