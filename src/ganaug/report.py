@@ -225,7 +225,7 @@ def verdict_summary(results: dict[str, Any], df: pd.DataFrame, test_sets: list[s
     return {
         "test": "paired t-test over seeds; p-values Holm-Bonferroni adjusted within each family "
                 "and test set; distinguishable_from_zero: adjusted p < alpha",
-        "alpha": 1 - level,
+        "alpha": round(1 - level, 12),
         "families": {"grid": "every (strategy, ratio) mix and synthetic-only model vs the "
                              "baseline, on one test set",
                      REFINE: "the refinement rounds vs the baseline, on one test set"},
@@ -489,6 +489,11 @@ def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, 
 def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> list[str]:
     v = summary["verdicts"]
     alpha, n_seeds = v["alpha"], len(study.seeds)
+    if n_seeds < 2:
+        return ["## Reading the verdicts", "",
+                "With one seed there is no spread over seeds: no interval, no test and no "
+                "verdict. Add seeds to `study.seeds` (only the new training and evaluation "
+                "instances run).", ""]
     m = len(study.strategies) * (len(study.ratios) + 1)
     p_min = v["smallest_sign_flip_p_value"]
     sign_flip = (f"with {n_seeds} seeds its smallest possible two-sided p-value is {p_min:.3g}, "
@@ -577,6 +582,9 @@ def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
 
 
 def _size(v: float) -> str:
+    """A number of images per class: whole where it is whole, else 0 or 1 decimal."""
+    if float(v).is_integer():
+        return str(int(v))
     return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
 
 
@@ -588,8 +596,9 @@ def _equivalent_point(point: dict[str, Any]) -> str:
 
 
 def _equivalent_cell(eq: dict[str, Any]) -> str:
-    text = (f"{_equivalent_point(eq['mean'])} [{_equivalent_point(eq['ci_low'])}, "
-            f"{_equivalent_point(eq['ci_high'])}]")
+    text = _equivalent_point(eq["mean"])
+    if eq["ci_low"]["where"] is not None:
+        text += f" [{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]"
     worth = eq["synthetic_worth"]["mean"]
     return text if worth is None else f"{text} ({worth:+.0f})"
 
@@ -647,12 +656,13 @@ def _headline(equivalents: dict[str, Any], test_set: str, real_per_class: int | 
                        f"add larger sizes to `study.real_sizes` to measure how much more.")
     if point["where"] == BELOW:
         return text + ", less than the curve's smallest size reaches."
-    text += (f", as much as {_size(point['real_per_class'])} real images per class "
-             f"[{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]")
+    text += f", as much as {_size(point['real_per_class'])} real images per class"
+    if eq["ci_low"]["where"] is not None:
+        text += f" [{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]"
     worth = eq["synthetic_worth"]["mean"]
     if worth is not None:
         text += (f": its {_size(float(ratio) * real_per_class)} synthetic images per class are "
-                 f"worth about {worth:.0f} real ones")
+                 f"worth about {worth:.0f} real {'image' if round(worth) in (-1, 1) else 'images'}")
     return text + "."
 
 
@@ -665,11 +675,12 @@ def _equivalents_section(summary: dict[str, Any], study: Any, ratios: list[str],
                 "models cannot be placed on one.", ""]
     sizes = sorted(study.real_sizes)
     level = int(round(summary["confidence_level"] * 100))
+    own = ("every smaller one" if real_per_class is None else
+           f"every smaller one; the size-{real_per_class} subset is the study's own training split")
     out = ["## Worth how many real images?", "",
            f"The real-only learning curve: the baseline's classifier trained on {sizes} real "
            f"images per class, with the same seeds. The subsets are nested and seeded (each size "
-           f"holds every smaller one; the size-{_num(real_per_class, 'd')} subset is the study's "
-           f"own training split), so the curve's steps are added images, not different ones.", "",
+           f"holds {own}), so the curve's steps are added images, not different ones.", "",
            learning_curve_table(curve), "",
            f"Each model is placed on the curve: the number of real images per class whose "
            f"accuracy equals its mean accuracy, then the same for the two ends of its {level}% "

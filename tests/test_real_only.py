@@ -1,6 +1,8 @@
-"""The real-only learning curve's data: the prepared source keeps the training images scarcity
-left out (a reserve) and a seeded per-class order, so that the curve's subsets are nested and
-its size ``data.real_per_class`` is exactly the study's train split."""
+"""The real-only side of the study. The learning curve's data: the prepared source keeps the
+training images scarcity left out (a reserve) and a seeded per-class order, so that the curve's
+subsets are nested and its size ``data.real_per_class`` is exactly the study's train split. And
+the evaluate stage, which scores a real-only model without any synthetic test set (no GAN) or on
+the synthetic test sets alone."""
 
 from __future__ import annotations
 
@@ -9,11 +11,15 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
+import yaml
 
 from ganaug.config import DataConfig, ParamsError, StudyConfig, parse
 from ganaug.data import Prepared, load_prepared, parse_dataset_config, prepare, save_prepared
 from ganaug.data.prepare import nested_order, scarce_subset, stratified_split
-from ganaug.io import DataFileError, load_npz, save_npz
+from ganaug.io import DataFileError, load_json, load_npz, save_npz
+from ganaug.models import CLASSIFIERS
+from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 
 DIGITS = parse_dataset_config("digits", {"kind": "sklearn_digits"})
 
@@ -167,3 +173,77 @@ def test_study_real_sizes_are_checked(sizes, needle):
     assert parse(StudyConfig, {**grid, "real_sizes": [10, 5]}, "study").real_sizes == [10, 5]
     with pytest.raises(ParamsError, match=needle):
         parse(StudyConfig, {**grid, "real_sizes": sizes}, "study")
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluate stage with and without a synthetic test set
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def evaluation(digits, tmp_path):
+    """A prepared digits source, an untrained small classifier for it, params, and a runner."""
+    (tmp_path / "prepared").mkdir()
+    save_prepared(tmp_path / "prepared/digits.npz", digits)
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 1, "num_classes": 10, "image_size": 8, "width": 4}
+    model = CLASSIFIERS.get("small_cnn")(**kwargs)
+    save_checkpoint(tmp_path / "clf.pt", classifier_payload(model, "small_cnn", kwargs, {}))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"device": "cpu", "data": {"source": "digits"},
+                                      "study": {"targets": []}}))
+
+    def run(*extra: str) -> dict:
+        from stages.evaluate import main
+
+        main(["--model", str(tmp_path / "clf.pt"), "--data-dir", str(tmp_path / "prepared"),
+              "--strategy", "none", "--ratio", "0", "--seed", "0", "--params", str(params),
+              "--out", str(tmp_path / "eval.json"), "--plots", str(tmp_path / "plots"), *extra])
+        return load_json(tmp_path / "eval.json")
+
+    return tmp_path, run
+
+
+def synthetic_test(path, n: int) -> str:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8)
+    y = np.arange(n) % 10
+    empty = (x[:0], y[:0])
+    save_prepared(path, Prepared(splits={"train": empty, "val": empty, "test": (x, y)},
+                                 classes=[str(d) for d in range(10)], meta={}))
+    return str(path)
+
+
+def test_the_baseline_is_evaluated_without_a_synthetic_test_set(evaluation):
+    tmp, run = evaluation
+    m = run()
+    assert list(m["test"]) == ["digits"]
+    assert m["test"]["digits"]["n"] == len(load_prepared(tmp / "prepared/digits.npz").split(
+        "test")[1])
+
+
+def test_only_the_synthetic_test_sets(evaluation):
+    tmp, run = evaluation
+    # It reads no study.targets (evaluate_baseline_synthetic declares none).
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"device": "cpu",
+                                                     "data": {"source": "digits"}}))
+    m = run("--synthetic-test", synthetic_test(tmp / "syn.npz", 20), "--only-synthetic-test")
+    assert list(m["test"]) == ["synthetic", "mixed"]
+    assert m["test"]["synthetic"]["n"] == 20
+    assert m["test"]["mixed"]["n"] == 20 + len(load_prepared(tmp / "prepared/digits.npz").split(
+        "test")[1])
+    assert sorted(p.name for p in (tmp / "plots").iterdir()) == ["mixed.json", "synthetic.json"]
+
+
+def test_an_empty_synthetic_test_set_writes_an_empty_evaluation(evaluation):
+    """generate.test_per_class: 0. The plots directory is a DVC output, so it exists, empty."""
+    tmp, run = evaluation
+    m = run("--synthetic-test", synthetic_test(tmp / "syn.npz", 0), "--only-synthetic-test")
+    assert m["test"] == {} and m["run"] == {"strategy": "none", "ratio": 0.0, "seed": 0}
+    assert (tmp / "plots").is_dir() and not any((tmp / "plots").iterdir())
+
+
+def test_only_synthetic_needs_the_synthetic_test_set(evaluation):
+    _, run = evaluation
+    with pytest.raises(ValueError, match="--only-synthetic-test needs --synthetic-test"):
+        run("--only-synthetic-test")
