@@ -1,5 +1,6 @@
-"""Stage report: metrics/summary.json (the headline figures), accuracy-vs-ratio plot data and PNG,
-and a markdown report with the tables and figures."""
+"""Stage report: metrics/summary.json (the headline figures, Holm-corrected verdicts, the real-only
+learning curve and each model's real-image equivalent), plot data and PNGs, and a markdown report
+with the tables and figures."""
 
 from __future__ import annotations
 
@@ -16,14 +17,24 @@ from ganaug.report import (
     collect,
     curves,
     expected_runs,
+    learning_curve,
+    learning_curve_frame,
+    load_evaluations,
     load_json_dir,
     load_select_stats,
     peaks,
+    real_equivalents,
     render_markdown,
     run_key,
     summarise,
+    verdict_summary,
 )
-from ganaug.report_figures import accuracy_vs_ratio_figure, confusion_figure, gan_losses_figure
+from ganaug.report_figures import (
+    accuracy_vs_ratio_figure,
+    confusion_figure,
+    gan_losses_figure,
+    real_equivalent_figure,
+)
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -41,7 +52,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["study", "report", "refine", "data.source"]
+    return ["study", "report", "refine", "data.source", "data.real_per_class"]
 
 
 def main(argv=None) -> None:
@@ -51,38 +62,52 @@ def main(argv=None) -> None:
     cfg = load_section(params, "report", ReportConfig)
     refine = load_section(params, "refine", RefineConfig)
     source = params["data"]["source"]
+    real_per_class = params["data"]["real_per_class"]
 
-    runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds))
+    runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds),
+                         study.real_sizes)
     df = collect(args.eval, runs)
     found = set(df.test_set)
     test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
     results = summarise(df, test_sets, cfg.confidence_level)
     curve_sets = [source, *study.targets]
+    curve = learning_curve(df, curve_sets, cfg.confidence_level)
     score = load_json(args.score)
     summary = {"source": source, "test_sets": test_sets, "seeds": list(study.seeds),
                "confidence_level": cfg.confidence_level, "results": results,
+               "verdicts": verdict_summary(results, df, test_sets, cfg.confidence_level),
                "peak_ratio": peaks(results, curve_sets),
+               "learning_curve": curve,
+               "real_equivalent": real_equivalents(results, curve, real_per_class),
                "pool": {k: score["fid_kid"]["overall"][k]
                         for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}}
 
     plots = Path(args.plots)
-    figures = write_figures(args, plots, results, curve_sets, study, source)
+    figures = write_figures(args, plots, summary, curve_sets, study, source)
     md = render_markdown(summary=summary, df=df, select_stats=load_select_stats(args.select),
                          score=score, study=study, source=source, figures=figures,
-                         refine=refine, refine_stats=load_json_dir(args.refine))
+                         refine=refine, refine_stats=load_json_dir(args.refine),
+                         real_per_class=real_per_class)
     with atomic_path(plots / "README.md") as tmp:
         tmp.write_text(md + "\n")
     save_json(args.summary, summary)
 
 
-def write_figures(args, plots: Path, results: dict, curve_sets: list[str], study,
+def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study,
                   source: str) -> dict[str, str]:
     """The report's own figures; returns name -> path relative to the report."""
+    results = summary["results"]
     curve = curves(results, curve_sets)
     with atomic_path(plots / "accuracy_vs_ratio.csv") as tmp:
         curve.to_csv(tmp, index=False)
     accuracy_vs_ratio_figure(curve, curve_sets, plots / "accuracy_vs_ratio.png")
     figures = {"accuracy": "accuracy_vs_ratio.png"}
+    if summary["learning_curve"]:
+        with atomic_path(plots / "learning_curve.csv") as tmp:
+            learning_curve_frame(summary["learning_curve"]).to_csv(tmp, index=False)
+        real_equivalent_figure(summary["learning_curve"], summary["real_equivalent"],
+                               plots / "real_equivalent.png")
+        figures["real_equivalent"] = "real_equivalent.png"
     if gan_losses_figure(args.gan_curves, plots / "gan_losses.png"):
         figures["gan_losses"] = "gan_losses.png"
     matrices, classes = confusion_matrices(args.eval, results, study, source)
@@ -102,10 +127,7 @@ def confusion_matrices(eval_dir: str, results: dict, study, source: str):
         best = max(by_ratio, key=lambda r: by_ratio[r][source]["accuracy"]["mean"])
         wanted[f"{s} {best}x"] = (s, best, seed)
         wanted[f"{s} synthetic only"] = (s, SYNTHETIC, seed)
-    by_key = {}
-    for path in Path(eval_dir).glob("*.json"):
-        m = load_json(path)
-        by_key[run_key(m["run"]["strategy"], m["run"]["ratio"], m["run"]["seed"])] = m
+    by_key = load_evaluations(eval_dir)
     matrices, classes = {}, None
     for title, run in wanted.items():
         m = by_key[run_key(*run)]

@@ -1,14 +1,15 @@
 """Stage train@<strategy>-<ratio>-<seed> (real + selected synthetic), train_baseline@<seed> (real
-only) and train_synthetic@<strategy>-<seed> (selected synthetic only: the Classification Accuracy
-Score). Validation always uses the real validation split."""
+only), train_synthetic@<strategy>-<seed> (selected synthetic only: the Classification Accuracy
+Score) and train_real@<size>-<seed> (real only, the first <size> real images per class of the
+nested order: the learning curve). Validation always uses the real validation split."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ganaug.config import TrainConfig
+from ganaug.config import ParamsError, TrainConfig
 from ganaug.data import load_prepared
-from ganaug.io import load_npy
+from ganaug.io import DataFileError, load_npy
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected
 from ganaug.runtime import resolve_device, set_determinism
@@ -23,6 +24,9 @@ def build_parser():
     p.add_argument("--selection", help="npy of chosen pool indices")
     p.add_argument("--selected", help="npz of selected images x and labels y (a refinement round)")
     p.add_argument("--synthetic-only", action="store_true", help="train on the selection alone")
+    p.add_argument("--real-per-class", type=int,
+                   help="real images: the first N per class of the prepared file's nested order "
+                        "(train split, then reserve) instead of the train split")
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
@@ -35,7 +39,7 @@ def declared_params(args) -> list[str]:
 
 def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
     """Real train images plus the selected pool images (or the selection alone)."""
-    x_real, y_real = data.split("train")
+    x_real, y_real = real_images(args, data)
     if args.selected is not None:
         x_syn, y_syn = load_selected(args.selected)
     elif args.selection is not None:
@@ -49,6 +53,21 @@ def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
         return x_syn, y_syn, {"real": 0, "synthetic": int(len(y_syn))}
     return (np.concatenate([x_real, x_syn]), np.concatenate([y_real, y_syn]),
             {"real": int(len(y_real)), "synthetic": int(len(y_syn))})
+
+
+def real_images(args, data) -> tuple[np.ndarray, np.ndarray]:
+    """The train split, or the learning curve's nested subset of ``--real-per-class`` images."""
+    if args.real_per_class is None:
+        return data.split("train")
+    if args.real_per_class < 1:
+        raise ParamsError(f"--real-per-class must be >= 1, got {args.real_per_class}")
+    try:
+        return data.nested_subset(args.real_per_class)
+    except DataFileError as exc:
+        raise DataFileError(f"{args.real}: {exc}") from exc
+    except ValueError as exc:
+        raise ParamsError(f"study.real_sizes: {exc} in {args.real}; use sizes up to the "
+                          f"smallest class") from exc
 
 
 def selected_from_pool(pool: str | None, selection: str) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +91,7 @@ def main(argv=None) -> None:
     result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed, device,
                               resume_path=args.resume)
     meta = {"classes": data.classes, "seed": args.seed, "train_counts": counts,
+            "real_per_class": args.real_per_class,
             "selection": args.selection or args.selected, "synthetic_only": args.synthetic_only,
             **result.summary}
     save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from e2e import REPO_ROOT, dvc, edit_params, git, read_yaml, stages_run
+from e2e import REPO_ROOT, dvc, edit_params, git, make_study, read_yaml, stages_run
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +35,9 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
                 "score", "report"}
     expected |= instances(strategies, p["ratios"], seeds)
     expected |= {f"train_baseline@{s}" for s in seeds} | {f"evaluate_baseline@{s}" for s in seeds}
+    expected |= {f"evaluate_baseline_synthetic@{s}" for s in seeds}
+    expected |= {f"{st}@{n}-{s}" for st in ("train_real", "evaluate_real")
+                 for n in p["real_sizes"] for s in seeds}
     expected |= {f"train_synthetic@{st}-{s}" for st in strategies for s in seeds}
     expected |= {f"evaluate_synthetic@{st}-{s}" for st in strategies for s in seeds}
     rounds = read_yaml(TINY)["refine"]["rounds"]
@@ -53,11 +56,50 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
                 assert 0.0 <= acc["mean"] <= 1.0 and acc["n"] == len(seeds)
     for r in rounds:
         assert summary["results"]["refine"][r]["digits"]["accuracy"]["n"] == len(seeds)
+    # The baseline's synthetic test sets come from evaluate_baseline_synthetic's own file.
+    assert summary["results"]["none"]["0"]["synthetic"]["accuracy"]["n"] == len(seeds)
+    for test_set in ("digits", "typeset"):
+        assert list(summary["learning_curve"][test_set]) == [str(n) for n in p["real_sizes"]]
+        eq = summary["real_equivalent"][strategies[0]]["1"][test_set]["mean"]
+        assert eq["where"] in ("on", "beyond", "below")
+        assert (eq["real_per_class"] is None) == (eq["where"] != "on")
+    # One seed: no spread, so no test and no verdict, corrected or not.
+    assert seeds == [0] and summary["verdicts"]["counts"] == {}
+    gain = summary["results"][strategies[0]]["1"]["digits"]["gain_vs_baseline"]
+    assert gain["distinguishable_from_zero"] is None and gain["p_value_holm"] is None
     for path in ("plots/report/README.md", "plots/report/accuracy_vs_ratio.png",
+                 "plots/report/real_equivalent.png", "plots/report/learning_curve.csv",
                  "plots/report/confusion.png", "plots/report/gan_losses.png",
                  "plots/report/accuracy_vs_ratio.csv", "plots/gan/samples.png",
                  "plots/score/confidence_hist.png", "metrics/scorer.json"):
         assert (repo / path).is_file(), path
+
+
+def test_the_curve_at_real_per_class_is_the_baseline(tiny_study):
+    """The learning curve's subsets are nested and its size data.real_per_class is the study's
+    own train split, in the same order: same data, same seed, same model, same accuracies."""
+    repo, _ = tiny_study
+    n = read_yaml(TINY)["data"]["real_per_class"]
+    assert n in read_yaml(TINY)["study"]["real_sizes"]
+    curve = json.loads((repo / f"metrics/eval/real-{n}-0.json").read_text())
+    baseline = json.loads((repo / "metrics/eval/none-0-0.json").read_text())
+    assert curve["train"]["train_counts"] == baseline["train"]["train_counts"]
+    assert curve["test"] == baseline["test"]
+    smaller = json.loads((repo / "metrics/eval/real-3-0.json").read_text())
+    assert smaller["train"]["train_counts"]["real"] == 3 * 10
+
+
+def test_the_baseline_and_the_learning_curve_need_no_gan(tmp_path):
+    """`dvc repro evaluate_baseline evaluate_real` on a fresh study: no GAN, no pool."""
+    repo = make_study(tmp_path / "study", TINY)
+    ran = stages_run(dvc(repo, "repro", "evaluate_baseline", "evaluate_real"))
+    p = read_yaml(TINY)["study"]
+    expected = {"prepare@digits", "prepare@typeset", "train_baseline@0", "evaluate_baseline@0"}
+    expected |= {f"{st}@{n}-0" for st in ("train_real", "evaluate_real") for n in p["real_sizes"]}
+    assert ran == expected
+    assert not (repo / "data/synthetic_test.npz").exists() and not (repo / "models/gan.pt").exists()
+    baseline = json.loads((repo / "metrics/eval/none-0-0.json").read_text())
+    assert set(baseline["test"]) == {"digits", "typeset"}
 
 
 def test_outputs_are_few_large_files(tiny_study):
@@ -85,6 +127,24 @@ def test_adding_a_ratio_runs_only_its_instances(study_copy):
     assert ran == instances(p["strategies"], [2], p["seeds"]) | {"check_params", "report"}
 
 
+def test_adding_a_real_size_runs_only_its_instances(study_copy):
+    sizes = read_yaml(study_copy / "params.yaml")["study"]["real_sizes"]
+    edit_params(study_copy, **{"study.real_sizes": [*sizes, 24]})
+    ran = stages_run(dvc(study_copy, "repro"))
+    assert ran == {"train_real@24-0", "evaluate_real@24-0", "report"}
+    summary = json.loads((study_copy / "metrics/summary.json").read_text())
+    assert summary["learning_curve"]["digits"]["24"]["real_per_class"] == 24
+
+
+def test_a_real_size_larger_than_a_class_stops_with_a_clear_error(study_copy):
+    edit_params(study_copy, **{"study.real_sizes": [500]})
+    proc = dvc(study_copy, "repro", "train_real", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "study.real_sizes: 500 real images per class asked, but" in out, out[-3000:]
+    assert "Traceback" not in out
+
+
 def test_adding_a_refinement_round_runs_only_that_round(study_copy):
     rounds = read_yaml(study_copy / "params.yaml")["refine"]["rounds"]
     last = list(rounds)[-1]
@@ -103,7 +163,9 @@ def test_adding_a_seed_adds_only_train_and_evaluate(study_copy):
     new = {f"train@{s}-1-1" for s in p["strategies"]} | {"train_baseline@1"}
     new |= {f"train_synthetic@{s}-1" for s in p["strategies"]}
     new |= {f"train_refine@{r}-1" for r in read_yaml(study_copy / "params.yaml")["refine"]["rounds"]}
+    new |= {f"train_real@{n}-1" for n in p["real_sizes"]}
     new |= {name.replace("train", "evaluate", 1) for name in new}
+    new |= {"evaluate_baseline_synthetic@1"}
     assert ran == new | {"check_params", "report"}
 
 

@@ -96,7 +96,9 @@ def shrink(params: dict) -> dict:
     p = copy.deepcopy(params)
     p["device"] = "cpu"
     st = p["study"]
-    st.update(ratios=st["ratios"][:1], seeds=[0], synthetic_only_ratio=st["ratios"][0])
+    # The tiny files hold 7 or 8 training images per class: a learning curve at 2 and 4 of them.
+    st.update(ratios=st["ratios"][:1], seeds=[0], synthetic_only_ratio=st["ratios"][0],
+              real_sizes=[2, 4])
     p["data"].update(real_per_class=4, real_fraction=None, val_per_class=3)
     for section in ("scorer", "classifier"):
         p[section].update(width=4, epochs=1, batch_size=8, patience=1, checkpoint_every=1,
@@ -176,6 +178,8 @@ def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch,
         assert summary["results"][strategy][ratio][source]["accuracy"]["n"] == 1
     for name in params["refine"]["rounds"]:
         assert f"refine@{name}" in ran and name in summary["results"]["refine"]
+    assert {"train_real@2-0", "train_real@4-0", "evaluate_real@4-0"} <= set(ran)
+    assert list(summary["learning_curve"][source]) == ["2", "4"]
     score = json.loads((study / "metrics/score.json").read_text())
     if "inception" in params["score"]["features"]:
         assert "fetch@inception" in ran

@@ -1,4 +1,5 @@
-"""The study's statistics over seeds: intervals, paired gains, peaks, curves, and collecting runs."""
+"""The study's statistics over seeds: intervals, paired gains, family-wise (Holm) verdicts, peaks,
+curves, the real-only learning curve read backwards, and collecting runs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,30 @@ import pytest
 from scipy import stats
 
 from ganaug.io import DataFileError
-from ganaug.report import collect, curves, expected_runs, interval, peaks, run_key, summarise
+from ganaug.report import (
+    collect,
+    comparisons_table,
+    curves,
+    equivalents_table,
+    expected_runs,
+    interval,
+    learning_curve,
+    learning_curve_frame,
+    peaks,
+    real_equivalents,
+    run_key,
+    summarise,
+    verdict_counts,
+    verdict_summary,
+)
+from ganaug.stats import (
+    holm,
+    invert_curve,
+    isotonic,
+    paired_t_pvalue,
+    sign_flip_pvalue,
+    smallest_sign_flip_pvalue,
+)
 
 LEVEL = 0.95
 
@@ -105,17 +129,153 @@ def test_summarise_paired_gain_by_hand(results):
     assert results["random"]["1"]["src"]["macro_f1"]["mean"] == pytest.approx(acc["mean"] - 0.1)
 
 
+def two_sided_p_df2(t: float) -> float:
+    """The t distribution with 2 degrees of freedom has the CDF 1/2 + t / (2 sqrt(t^2 + 2)), so a
+    two-sided p-value is 1 - |t| / sqrt(t^2 + 2): checkable with a pocket calculator."""
+    return 1 - abs(t) / math.sqrt(t * t + 2)
+
+
 def test_summarise_verdicts(results):
-    def verdict(strategy, ratio, test_set):
-        return results[strategy][ratio][test_set]["gain_vs_baseline"]["distinguishable_from_zero"]
+    def verdict(strategy, ratio, test_set, key="distinguishable_from_zero"):
+        return results[strategy][ratio][test_set]["gain_vs_baseline"][key]
 
     assert verdict("random", "1", "src") is True
     assert verdict("confidence", "1", "src") is False
     assert results["confidence"]["1"]["src"]["gain_vs_baseline"]["mean"] == pytest.approx(0.01 / 3)
-    assert verdict("random", "1", "tgt") is True  # a clear loss is a real effect too
+    # A clear loss is a real effect too, before correction; Holm over the 6 comparisons on tgt
+    # takes it back (see test_holm_on_the_hand_made_study).
+    assert verdict("random", "1", "tgt", "distinguishable_uncorrected") is True
+    assert verdict("random", "1", "tgt") is False
     assert verdict("random", "2", "tgt") is False
     assert verdict("none", "0", "src") is False  # the baseline against itself
+    assert verdict("none", "0", "src", "family") is None
     assert results["none"]["0"]["src"]["gain_vs_baseline"]["mean"] == 0
+
+
+def test_holm_on_the_hand_made_study(results):
+    """The family on each test set: 2 strategies x (2 ratios + synthetic only) = 6 comparisons.
+
+    src: constant gains (random and confidence synthetic-only) have p ~ 0; random 2x has gains
+    .08 .09 .07 (t = .08 / (.01 / sqrt 3) = 8 sqrt 3), random 1x .05 .06 .04 (t = 5 sqrt 3),
+    confidence 1x and 2x .03 -.02 0 (t = 0.01/3 / (0.0252 / sqrt 3)). Holm multiplies the sorted
+    p-values by 6, 5, 4, 3, 2, 1 and carries the running maximum.
+    """
+    p_r2, p_r1 = two_sided_p_df2(8 * math.sqrt(3)), two_sided_p_df2(5 * math.sqrt(3))
+    assert p_r1 == pytest.approx(0.013072, abs=1e-6)
+    src = {(s, r): results[s][r]["src"]["gain_vs_baseline"]
+           for s in ("random", "confidence") for r in ("1", "2", "synthetic")}
+    assert src["random", "1"]["p_value_t"] == pytest.approx(p_r1)
+    assert src["random", "2"]["p_value_t"] == pytest.approx(p_r2)
+    assert src["random", "synthetic"]["p_value_t"] < 1e-12  # -0.3 on every seed, up to rounding
+    assert src["random", "2"]["p_value_holm"] == pytest.approx(4 * p_r2)
+    assert src["random", "1"]["p_value_holm"] == pytest.approx(3 * p_r1)  # 0.039 < 0.05
+    assert src["random", "1"]["distinguishable_from_zero"] is True
+    p_c = src["confidence", "1"]["p_value_t"]
+    assert src["confidence", "1"]["p_value_holm"] == pytest.approx(min(1, 2 * p_c))
+    assert src["confidence", "2"]["p_value_holm"] == pytest.approx(min(1, 2 * p_c))
+    assert all(g["family"] == "grid" and g["family_size"] == 6 for g in src.values())
+    # tgt: random 1x (losses .05 .06 .04) has the same p as random 1x on src, but ranks third
+    # behind two constant changes (random synthetic +.5, confidence 2x +.1): 4 x 0.0131 > 0.05.
+    tgt = results["random"]["1"]["tgt"]["gain_vs_baseline"]
+    assert tgt["p_value_t"] == pytest.approx(p_r1)
+    assert tgt["p_value_holm"] == pytest.approx(4 * p_r1)
+    assert tgt["distinguishable_from_zero"] is False
+    # Constant zero gains: p = 1, never distinguishable.
+    zero = results["confidence"]["synthetic"]["tgt"]["gain_vs_baseline"]
+    assert zero["p_value_t"] == 1.0 and zero["distinguishable_from_zero"] is False
+
+
+def test_holm_verdicts_follow_the_confidence_level(df):
+    """At level 0.99 (alpha 0.01) the 0.039 of random 1x on src no longer passes."""
+    strict = summarise(df, ["src", "tgt"], 0.99)
+    g = strict["random"]["1"]["src"]["gain_vs_baseline"]
+    assert g["p_value_holm"] == pytest.approx(3 * two_sided_p_df2(5 * math.sqrt(3)))
+    assert g["distinguishable_from_zero"] is False
+
+
+def test_sign_flip_beside_the_t_test(results):
+    """Three seeds of one sign: the exact sign-flip p is 2/8 whatever the size of the gains."""
+    for s, r in (("random", "1"), ("random", "2"), ("random", "synthetic")):
+        assert results[s][r]["src"]["gain_vs_baseline"]["p_value_sign_flip"] == 0.25
+
+
+def test_verdict_counts_and_summary(results, df):
+    counts = verdict_counts(results, ["src", "tgt"])
+    # src: random 1x, 2x and both synthetic-only models after Holm (and before).
+    assert counts["src"] == {"grid": {"comparisons": 6, "distinguishable": 4,
+                                      "distinguishable_uncorrected": 4}}
+    # tgt: random synthetic and confidence 2x (constant); random 1x only before correction.
+    assert counts["tgt"]["grid"] == {"comparisons": 6, "distinguishable": 2,
+                                     "distinguishable_uncorrected": 3}
+    df = df.assign(n_test=100)
+    summary = verdict_summary(results, df, ["src", "tgt"], LEVEL)
+    assert summary["alpha"] == pytest.approx(0.05)
+    assert summary["counts"] == counts
+    assert summary["smallest_sign_flip_p_value"] == 0.25
+    p = np.mean(BASE["src"])  # binomial standard error of the baseline's accuracy on 100 images
+    assert summary["test_set_sampling_se"]["src"] == pytest.approx(math.sqrt(p * (1 - p) / 100))
+
+
+def test_comparisons_table_lists_the_family_smallest_p_first(results):
+    table = comparisons_table(results, "tgt").splitlines()
+    assert len(table) == 2 + 6
+    assert "only uncorrected" in table[4]  # third smallest p: random 1x
+    assert table[4].startswith("| random | 1x |")
+    assert sum("**distinguishable**" in line for line in table) == 2
+
+
+def test_refinement_rounds_are_a_family_of_their_own(df):
+    random_1 = df[(df.strategy == "random") & (df.ratio == 1.0)]
+    rounds = pd.DataFrame([{**row, "strategy": "refine", "ratio": "r1"}
+                           for row in random_1.to_dict("records")])
+    results = summarise(pd.concat([df, rounds]), ["src", "tgt"], LEVEL)
+    g = results["refine"]["r1"]["src"]["gain_vs_baseline"]
+    assert g["family"] == "refine" and g["family_size"] == 1
+    assert g["p_value_holm"] == pytest.approx(g["p_value_t"])  # alone: no correction
+    assert results["random"]["1"]["src"]["gain_vs_baseline"]["family_size"] == 6  # unchanged
+
+
+# --------------------------------------------------------------------------------------------
+# The tests themselves, by hand
+# --------------------------------------------------------------------------------------------
+
+
+def test_paired_t_pvalue_by_hand():
+    assert paired_t_pvalue([0.05, 0.06, 0.04]) == pytest.approx(two_sided_p_df2(5 * math.sqrt(3)))
+    assert paired_t_pvalue([-0.05, -0.06, -0.04]) == paired_t_pvalue([0.05, 0.06, 0.04])
+    assert paired_t_pvalue([0.2, 0.2]) == 0.0 and paired_t_pvalue([0.0, 0.0, 0.0]) == 1.0
+    assert paired_t_pvalue([0.3]) is None
+    d = np.array([0.1, -0.02, 0.05, 0.07, 0.0])
+    assert paired_t_pvalue(d) == pytest.approx(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def test_sign_flip_pvalue_by_hand():
+    # +-1 +-2 +-0.5: |sums| 3.5, 2.5, 1.5, 0.5 twice each; the observed 2.5 is matched or
+    # beaten by 4 of the 8 patterns.
+    assert sign_flip_pvalue([1.0, 2.0, -0.5]) == 0.5
+    assert sign_flip_pvalue([0.1, 0.2, 0.3]) == 0.25 == smallest_sign_flip_pvalue(3)
+    assert sign_flip_pvalue([0.1, 0.2, 0.3, 0.4]) == 0.125 == smallest_sign_flip_pvalue(4)
+    assert sign_flip_pvalue([0.0, 0.0, 0.0]) == 1.0
+    assert sign_flip_pvalue([0.4]) is None
+    assert sign_flip_pvalue(np.ones(21)) is None  # past the exact enumeration
+
+
+def test_sign_flip_pvalue_agrees_with_scipy_exact_permutation_test():
+    d = np.array([0.3, -0.1, 0.25, 0.4, 0.05, -0.02])
+    ref = stats.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis),
+                                 permutation_type="samples", alternative="two-sided")
+    assert sign_flip_pvalue(d) == pytest.approx(ref.pvalue)
+
+
+def test_holm_by_hand():
+    # Sorted: .005 x4 = .02, .01 x3 = .03, .03 x2 = .06, .04 x1 = .04 -> max(.06, .04) = .06.
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1, order kept
+    assert holm([0.02]) == pytest.approx([0.02])  # one comparison: nothing to correct
+    assert len(holm([])) == 0
+    # Rejects what Bonferroni rejects and more: of .02 and .04, Holm passes both at .05
+    # (.02 x 2, then .04 x 1), Bonferroni only the first (.04 and .08).
+    assert (holm([0.02, 0.04]) < 0.05).all() and not (np.array([0.02, 0.04]) * 2 < 0.05).all()
 
 
 def test_summarise_with_one_seed_has_no_verdict(df):
@@ -211,8 +371,166 @@ def test_collect_names_the_missing_runs(tmp_path):
     assert "('random', 1, 0)" not in msg and "'none'" not in msg
 
 
+def test_collect_merges_the_test_sets_of_one_run_from_several_files(tmp_path):
+    """evaluate_baseline writes the real test sets, evaluate_baseline_synthetic the synthetic
+    ones, for the same run."""
+    write_eval(tmp_path, "none-0-0.json", "none", 0.0, 0, 0.8)
+    (tmp_path / "none-0-0-synthetic-test.json").write_text(json.dumps({
+        "run": {"strategy": "none", "ratio": 0.0, "seed": 0},
+        "test": {"synthetic": {"accuracy": 0.3, "macro_f1": 0.2, "n": 30,
+                               "per_class_accuracy": {"0": 0.3}}}}))
+    df = collect(tmp_path, expected_runs([], [], [0]))
+    assert sorted(df.test_set) == ["src", "synthetic", "tgt"]
+    assert df[df.test_set == "synthetic"].iloc[0].accuracy == 0.3
+    assert df[df.test_set == "synthetic"].iloc[0].n_test == 30
+
+
+def test_collect_refuses_a_test_set_evaluated_twice_for_one_run(tmp_path):
+    write_eval(tmp_path, "a.json", "none", 0.0, 0, 0.8)
+    write_eval(tmp_path, "b.json", "none", 0.0, 0, 0.7)
+    with pytest.raises(DataFileError, match=r"b.json: run \('none', '0', 0\) on 'src' is also "
+                                            r"evaluated in .*a.json"):
+        collect(tmp_path, expected_runs([], [], [0]))
+
+
+def test_expected_runs_include_the_learning_curve():
+    runs = expected_runs(["random"], [1], [0, 1], real_sizes=[5, 10])
+    assert ("real", 5.0, 0) in runs and ("real", 10.0, 1) in runs
+    assert len(runs) == 2 + 2 + 2 + 4
+
+
 def test_collect_refuses_a_file_without_a_run_entry(tmp_path):
     write_eval(tmp_path, "a.json", "none", 0.0, 0, 0.8)
     (tmp_path / "stray.json").write_text(json.dumps({"accuracy": 0.5}))
     with pytest.raises(DataFileError, match="stray.json: no 'run' entry"):
         collect(tmp_path, expected_runs([], [], [0]))
+
+
+# --------------------------------------------------------------------------------------------
+# The real-only learning curve, read backwards
+# --------------------------------------------------------------------------------------------
+
+SIZES = [10, 20, 40]
+CURVE = [0.5, 0.6, 0.8]
+
+
+def test_invert_curve_on_a_known_monotone_curve():
+    assert invert_curve(SIZES, CURVE, 0.6) == (20.0, "on")  # a measured point
+    assert invert_curve(SIZES, CURVE, 0.5) == (10.0, "on")  # the bottom itself
+    assert invert_curve(SIZES, CURVE, 0.8) == (40.0, "on")  # the top itself
+    # Halfway from 0.6 to 0.8 is halfway from log 20 to log 40: 20 * sqrt(2).
+    size, where = invert_curve(SIZES, CURVE, 0.7)
+    assert where == "on" and size == pytest.approx(20 * math.sqrt(2))
+    size, _ = invert_curve(SIZES, CURVE, 0.55)
+    assert size == pytest.approx(10 * math.sqrt(2))
+    assert invert_curve(SIZES, CURVE, 0.81) == (None, "beyond")
+    assert invert_curve(SIZES, CURVE, 0.49) == (None, "below")
+
+
+def test_invert_curve_on_a_plateau_takes_the_smallest_size():
+    assert invert_curve([10, 20, 40], [0.5, 0.7, 0.7], 0.7) == (20.0, "on")
+
+
+def test_invert_curve_refuses_a_curve_it_cannot_read():
+    with pytest.raises(ValueError, match="non-decreasing"):
+        invert_curve([10, 20], [0.7, 0.6], 0.65)
+    with pytest.raises(ValueError, match="ascending"):
+        invert_curve([20, 10], [0.6, 0.7], 0.65)
+
+
+def test_isotonic_pools_adjacent_violators():
+    assert isotonic([0.5, 0.6, 0.8]) == pytest.approx([0.5, 0.6, 0.8])  # already monotone
+    assert isotonic([0.5, 0.7, 0.6, 0.8]) == pytest.approx([0.5, 0.65, 0.65, 0.8])
+    assert isotonic([0.3, 0.2, 0.1]) == pytest.approx([0.2, 0.2, 0.2])
+    # A dip that spans two earlier points: 0.6, 0.7 then 0.4 pool into their mean 0.5667.
+    assert isotonic([0.6, 0.7, 0.4, 0.9]) == pytest.approx([1.7 / 3] * 3 + [0.9])
+    assert isotonic([0.6, 0.4], weights=[3, 1]) == pytest.approx([0.55, 0.55])
+
+
+def test_a_noisy_curve_is_read_through_its_isotonic_fit():
+    """Measured 0.5, 0.7, 0.6, 0.8 at 10, 20, 40, 80: read raw, 0.7 would be worth 20 real images
+    although 40 scored less; the fit (0.5, 0.65, 0.65, 0.8) puts 0.7 a third of the way from 40
+    to 80 in log size, and 0.65 at 20, the first size that reaches it."""
+    sizes = [10, 20, 40, 80]
+    fitted = isotonic([0.5, 0.7, 0.6, 0.8])
+    size, _ = invert_curve(sizes, fitted, 0.7)
+    assert size == pytest.approx(40 * 2 ** (1 / 3))
+    assert invert_curve(sizes, fitted, fitted[1]) == (20.0, "on")
+
+
+@pytest.fixture
+def curve_df(df) -> pd.DataFrame:
+    """The hand-made study plus a real-only curve: 0.5, 0.6, 0.8 at 10, 20, 40 real images per
+    class on src (seed spread +-0.02), and a dip on tgt (0.3, 0.5, 0.4)."""
+    rows = []
+    for size, src, tgt in zip(SIZES, CURVE, [0.3, 0.5, 0.4], strict=True):
+        for seed, noise in enumerate([-0.02, 0.0, 0.02]):
+            for test_set, acc in (("src", src), ("tgt", tgt)):
+                rows.append({"strategy": "real", "ratio": float(size), "seed": seed,
+                             "test_set": test_set, "accuracy": acc + noise,
+                             "macro_f1": acc, "n_test": 100})
+    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_learning_curve_per_test_set(curve_df):
+    curve = learning_curve(curve_df, ["src", "tgt"], LEVEL)
+    assert list(curve["src"]) == ["10", "20", "40"]
+    p = curve["src"]["20"]
+    assert p["real_per_class"] == 20 and p["accuracy"]["n"] == 3
+    assert p["accuracy"]["mean"] == pytest.approx(0.6) and p["fitted"] == pytest.approx(0.6)
+    assert p["accuracy"]["std"] == pytest.approx(0.02)
+    assert [curve["tgt"][k]["fitted"] for k in ("10", "20", "40")] == pytest.approx(
+        [0.3, 0.45, 0.45])
+    frame = learning_curve_frame(curve)
+    assert frame.real_per_class.tolist() == [10, 20, 40, 10, 20, 40]
+    # The curve's runs are not comparisons with the baseline.
+    assert "real" not in summarise(curve_df, ["src", "tgt"], LEVEL)
+
+
+def test_real_equivalents_of_the_hand_made_study(curve_df):
+    results = summarise(curve_df, ["src", "tgt"], LEVEL)
+    curve = learning_curve(curve_df, ["src", "tgt"], LEVEL)
+    eq = real_equivalents(results, curve, real_per_class=20)
+    base_src = np.mean(BASE["src"])  # 0.7667: between 0.6 (20) and 0.8 (40)
+    b = eq["none"]["0"]["src"]
+    frac = (base_src - 0.6) / 0.2
+    assert b["mean"]["real_per_class"] == pytest.approx(20 * 2**frac)
+    assert b["synthetic_worth"]["mean"] is None  # the baseline trains on no synthetic images
+    # random 1x on src: 0.8167, above the curve's top (0.8 at 40): beyond, a flag, not a number.
+    r1 = eq["random"]["1"]["src"]
+    assert r1["accuracy"] == pytest.approx(base_src + 0.05)
+    assert r1["mean"] == {"real_per_class": None, "where": "beyond"}
+    assert r1["synthetic_worth"]["mean"] is None
+    # Its interval (accuracies 0.65, 0.86, 0.94: 0.8167 +- 4.303 x 0.1498 / sqrt 3 = +- 0.372)
+    # runs from 0.445, under the curve's bottom, to 1.19, over its top.
+    assert results["random"]["1"]["src"]["accuracy"]["ci_low"] == pytest.approx(0.4446, abs=1e-4)
+    assert r1["ci_low"] == {"real_per_class": None, "where": "below"}
+    assert r1["ci_high"] == {"real_per_class": None, "where": "beyond"}
+    # random synthetic-only on src: 0.4667, below the curve's bottom (0.5 at 10).
+    assert eq["random"]["synthetic"]["src"]["mean"] == {"real_per_class": None, "where": "below"}
+    # confidence 1x on tgt: 0.4 + 0 = 0.4, on the fitted tgt curve 0.3 -> 0.45 from 10 to 20.
+    c1 = eq["confidence"]["1"]["tgt"]
+    assert c1["accuracy"] == pytest.approx(0.4)
+    size = 10 * 2 ** ((0.4 - 0.3) / 0.15)
+    assert c1["mean"] == {"real_per_class": pytest.approx(size), "where": "on"}
+    assert c1["synthetic_worth"]["mean"] == pytest.approx(size - 20)  # worth less than nothing
+    # confidence synthetic-only on tgt: 0.4 with 0 real images: worth all of its equivalent.
+    cs = eq["confidence"]["synthetic"]["tgt"]
+    assert cs["synthetic_worth"]["mean"] == pytest.approx(cs["mean"]["real_per_class"])
+    # Without a fixed count of real images per class the worth is unknown.
+    assert real_equivalents(results, curve, None)["confidence"]["1"]["tgt"][
+        "synthetic_worth"]["mean"] is None
+
+
+def test_equivalents_table_flags_off_curve_models(curve_df):
+    results = summarise(curve_df, ["src", "tgt"], LEVEL)
+    eq = real_equivalents(results, learning_curve(curve_df, ["src", "tgt"], LEVEL), 20)
+    lines = equivalents_table(eq, "src", ["1", "2"]).splitlines()
+    assert lines[0] == "| strategy | 1x | 2x | synthetic only |"
+    assert lines[2].startswith("| none (real only) | 3")  # 20 * 2^0.83 = 35.6
+    # random's accuracies follow the baseline's wide spread (0.6, 0.8, 0.9 + gains): every
+    # interval runs from under the curve's bottom (0.5) to over its top (0.8); the means of the
+    # mixes (0.82, 0.85) are beyond the top, synthetic-only's (0.47) below the bottom.
+    random_row = next(line for line in lines if line.startswith("| random |"))
+    assert random_row == ("| random | beyond [below, beyond] | beyond [below, beyond] | "
+                          "below [below, beyond] |")

@@ -68,9 +68,15 @@ class StudyConfig:
     targets: list[str]
     # The Classification Accuracy Score model trains on the selection made at this ratio alone.
     synthetic_only_ratio: float
+    # The real-only learning curve: real images per class of each point (empty: no curve).
+    real_sizes: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _no_duplicates("strategies", self.strategies)
+        _no_duplicates("real_sizes", self.real_sizes)
+        if any(n < 1 for n in self.real_sizes):
+            raise ValueError(f"real_sizes: every size must be a number of real images per class "
+                             f">= 1, got {self.real_sizes}")
         _no_duplicates("ratios", self.ratios)
         _no_duplicates("seeds", self.seeds)
         _no_duplicates("targets", self.targets)

@@ -1,8 +1,10 @@
 """Collect every evaluation into one table, then the study's statistics and its report.
 
 Runs are keyed by (strategy, ratio, seed): the real-only baseline is ``("none", 0)``; the
-synthetic-only model of a strategy has ratio ``"synthetic"``. Statistics over seeds: mean,
-standard deviation, a t-interval; gains are paired differences from the baseline of the same seed.
+synthetic-only model of a strategy has ratio ``"synthetic"``; a model of the real-only learning
+curve is ``("real", <real images per class>)``. Statistics over seeds: mean, standard deviation, a
+t-interval; gains are paired differences from the baseline of the same seed, tested by a paired
+t-test whose p-values are Holm-adjusted over a family of comparisons (see :func:`summarise`).
 """
 
 from __future__ import annotations
@@ -15,18 +17,30 @@ import numpy as np
 import pandas as pd
 
 from ganaug.io import DataFileError, load_json
+from ganaug.stats import (
+    BELOW,
+    BEYOND,
+    holm,
+    isotonic,
+    paired_t_pvalue,
+    real_equivalent,
+    sign_flip_pvalue,
+    smallest_sign_flip_pvalue,
+)
 
 BASELINE = ("none", 0.0)
 SYNTHETIC = "synthetic"
 # Refinement rounds are runs of strategy "refine" whose "ratio" is the round's name.
 REFINE = "refine"
+# The real-only learning curve: runs of strategy "real" whose "ratio" is real images per class.
+REAL = "real"
 # Test sets the evaluate stage adds when the synthetic test set is not empty.
 SYNTHETIC_TEST, MIXED_TEST = "synthetic", "mixed"
 
 
 def is_grid_strategy(strategy: str) -> bool:
-    """A selection strategy of the ratio grid (not the baseline, not refinement)."""
-    return strategy not in (BASELINE[0], REFINE)
+    """A selection strategy of the ratio grid (not the baseline, refinement or the curve)."""
+    return strategy not in (BASELINE[0], REFINE, REAL)
 
 
 def _ratio_text(ratio: float | str) -> str:
@@ -41,30 +55,50 @@ def run_key(strategy: str, ratio: float | str, seed: int) -> tuple[str, str, int
 
 
 def expected_runs(strategies: list[str], ratios: list[float], seeds: list[int],
-                  rounds: list[str] = ()) -> list[tuple[str, float | str, int]]:
+                  rounds: list[str] = (), real_sizes: list[int] = ()
+                  ) -> list[tuple[str, float | str, int]]:
     runs: list[tuple[str, float | str, int]] = [(*BASELINE, s) for s in seeds]
     runs += [(st, r, s) for st in strategies for r in ratios for s in seeds]
     runs += [(st, SYNTHETIC, s) for st in strategies for s in seeds]
     runs += [(REFINE, r, s) for r in rounds for s in seeds]
+    runs += [(REAL, float(n), s) for n in real_sizes for s in seeds]
     return runs
 
 
-def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> pd.DataFrame:
-    """One row per (run, test set): accuracy, macro_f1 and per-class accuracy columns ``acc/<c>``.
+def load_evaluations(eval_dir: str | Path) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Every evaluation file by run key, a run's test sets merged from all its files.
 
-    Each evaluation file names its run inside; only the runs of the current grid are kept, so
-    files left by an earlier, larger grid are ignored. A missing run is an error.
+    A run may be evaluated by more than one stage (the real-only baseline on the real test sets
+    by ``evaluate_baseline``, on the synthetic ones by ``evaluate_baseline_synthetic``), each
+    writing its own file; a test set evaluated twice for one run is an error naming both files.
     """
-    wanted = {run_key(*r): r for r in runs}
-    found: dict[tuple, dict] = {}
+    merged: dict[tuple[str, str, int], dict[str, Any]] = {}
+    origin: dict[tuple[tuple[str, str, int], str], Path] = {}
     for path in sorted(Path(eval_dir).glob("*.json")):
         metrics = load_json(path)
         run = metrics.get("run")
         if not run:
             raise DataFileError(f"{path}: no 'run' entry; not written by the evaluate stage")
         key = run_key(run["strategy"], run["ratio"], run["seed"])
-        if key in wanted:
-            found[key] = metrics
+        entry = merged.setdefault(key, {**metrics, "test": {}})
+        for test_set, m in metrics["test"].items():
+            if (key, test_set) in origin:
+                raise DataFileError(f"{path}: run {key} on {test_set!r} is also evaluated in "
+                                    f"{origin[key, test_set]}; remove the stale file")
+            origin[key, test_set] = path
+            entry["test"][test_set] = m
+    return merged
+
+
+def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> pd.DataFrame:
+    """One row per (run, test set): accuracy, macro_f1, the test set's size ``n_test`` and
+    per-class accuracy columns ``acc/<c>``.
+
+    Each evaluation file names its run inside; only the runs of the current grid are kept, so
+    files left by an earlier, larger grid are ignored. A missing run is an error.
+    """
+    wanted = {run_key(*r): r for r in runs}
+    found = load_evaluations(eval_dir)
     missing = [wanted[k] for k in wanted if k not in found]
     if missing:
         raise DataFileError(f"{eval_dir}: no evaluation for runs {missing}")
@@ -72,7 +106,7 @@ def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> p
     for key, (strategy, ratio, seed) in wanted.items():
         for test_set, m in found[key]["test"].items():
             row = {"strategy": strategy, "ratio": ratio, "seed": seed, "test_set": test_set,
-                   "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+                   "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n_test": m.get("n")}
             row.update({f"acc/{c}": v for c, v in m["per_class_accuracy"].items()})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -94,7 +128,9 @@ def interval(values: np.ndarray, level: float) -> dict[str, Any]:
 
 def summarise(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
     """Per (strategy, ratio, test set): accuracy and macro-F1 intervals, and the paired gain in
-    accuracy over the baseline with a verdict (its interval excludes zero)."""
+    accuracy over the baseline with its tests and verdicts (see :func:`paired_gain` and
+    :func:`apply_holm`). The learning curve's runs are left out (see :func:`learning_curve`)."""
+    df = df[df.strategy != REAL]
     base = df[(df.strategy == BASELINE[0])]
     results: dict[str, Any] = {}
     for (strategy, ratio), group in df.groupby(["strategy", "ratio"], sort=False):
@@ -102,15 +138,103 @@ def summarise(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str,
         for test_set in test_sets:
             g = group[group.test_set == test_set].sort_values("seed")
             b = base[base.test_set == test_set].set_index("seed").loc[g.seed]
-            gain = g.accuracy.to_numpy() - b.accuracy.to_numpy()
-            gi = interval(gain, level)
-            verdict = None if gi["ci_low"] is None else bool(gi["ci_low"] > 0 or gi["ci_high"] < 0)
             entry[test_set] = {
                 "accuracy": interval(g.accuracy.to_numpy(), level),
                 "macro_f1": interval(g.macro_f1.to_numpy(), level),
-                "gain_vs_baseline": {**gi, "distinguishable_from_zero": verdict},
+                "gain_vs_baseline": paired_gain(g.accuracy.to_numpy() - b.accuracy.to_numpy(),
+                                                level),
             }
+    apply_holm(results, test_sets, 1 - level)
     return results
+
+
+def paired_gain(gain: np.ndarray, level: float) -> dict[str, Any]:
+    """The per-seed differences' interval, with the uncorrected tests beside it.
+
+    ``ci_low``/``ci_high`` and ``distinguishable_uncorrected`` (the interval excludes zero) are
+    per comparison; ``p_value_t`` is the paired t-test that interval inverts, ``p_value_sign_flip``
+    the exact permutation test. The corrected verdict is filled in by :func:`apply_holm`.
+    """
+    gi = interval(gain, level)
+    uncorrected = None if gi["ci_low"] is None else bool(gi["ci_low"] > 0 or gi["ci_high"] < 0)
+    return {**gi, "p_value_t": paired_t_pvalue(gain), "p_value_sign_flip": sign_flip_pvalue(gain),
+            "distinguishable_uncorrected": uncorrected, "family": None, "family_size": None,
+            "p_value_holm": None, "distinguishable_from_zero": uncorrected}
+
+
+def family_of(strategy: str) -> str | None:
+    """The family of comparisons a run's gain belongs to, per test set.
+
+    ``grid``: every (strategy, ratio) mix and every synthetic-only model against the baseline on
+    one test set, the question the study asks. ``refine``: the refinement rounds on one test set,
+    a separate experiment with its own table. The baseline against itself is no comparison.
+    """
+    if strategy == BASELINE[0]:
+        return None
+    return REFINE if strategy == REFINE else "grid"
+
+
+def apply_holm(results: dict[str, Any], test_sets: list[str], alpha: float) -> None:
+    """Holm-adjust the t-test p-values within each family and test set; the corrected verdict
+    ``distinguishable_from_zero`` is adjusted p < alpha (None without a p-value: one seed)."""
+    for test_set in test_sets:
+        families: dict[str, list[dict[str, Any]]] = {}
+        for strategy, by_ratio in results.items():
+            for entry in by_ratio.values():
+                gain = entry[test_set]["gain_vs_baseline"]
+                family = family_of(strategy)
+                if family is None:  # the baseline: zero by construction
+                    gain["distinguishable_from_zero"] = gain["distinguishable_uncorrected"] = (
+                        None if gain["ci_low"] is None else False)
+                elif gain["p_value_t"] is not None:
+                    families.setdefault(family, []).append(gain)
+        for family, gains in families.items():
+            adjusted = holm([g["p_value_t"] for g in gains])
+            for g, p in zip(gains, adjusted, strict=True):
+                g.update(family=family, family_size=len(gains), p_value_holm=float(p),
+                         distinguishable_from_zero=bool(p < alpha))
+
+
+def verdict_counts(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
+    """Per test set and family: comparisons made, distinguishable gains after and before Holm."""
+    out: dict[str, Any] = {}
+    for test_set in test_sets:
+        for by_ratio in results.values():
+            for entry in by_ratio.values():
+                g = entry[test_set]["gain_vs_baseline"]
+                if g["family"] is None:
+                    continue
+                c = out.setdefault(test_set, {}).setdefault(
+                    g["family"], {"comparisons": g["family_size"], "distinguishable": 0,
+                                  "distinguishable_uncorrected": 0})
+                c["distinguishable"] += int(g["distinguishable_from_zero"])
+                c["distinguishable_uncorrected"] += int(g["distinguishable_uncorrected"])
+    return out
+
+
+def verdict_summary(results: dict[str, Any], df: pd.DataFrame, test_sets: list[str],
+                    level: float) -> dict[str, Any]:
+    """What the verdicts mean, for summary.json: the test, the families and their sizes, how many
+    gains survive correction, and the test-set sampling error the intervals leave out."""
+    base = df[(df.strategy == BASELINE[0])]
+    sampling = {}
+    for test_set in test_sets:
+        b = base[base.test_set == test_set]
+        n, p = b.n_test.iloc[0], float(b.accuracy.mean())
+        sampling[test_set] = None if n is None or pd.isna(n) else math.sqrt(p * (1 - p) / n)
+    return {
+        "test": "paired t-test over seeds; p-values Holm-Bonferroni adjusted within each family "
+                "and test set; distinguishable_from_zero: adjusted p < alpha",
+        "alpha": round(1 - level, 12),
+        "families": {"grid": "every (strategy, ratio) mix and synthetic-only model vs the "
+                             "baseline, on one test set",
+                     REFINE: "the refinement rounds vs the baseline, on one test set"},
+        "counts": verdict_counts(results, test_sets),
+        "interval": "per comparison (uncorrected) t-interval over seeds: seed-to-seed variance "
+                    "of training with the test set fixed; test-set sampling is not included",
+        "smallest_sign_flip_p_value": smallest_sign_flip_pvalue(int(df.seed.nunique())),
+        "test_set_sampling_se": sampling,
+    }
 
 
 def peaks(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
@@ -149,6 +273,65 @@ def curves(results: dict[str, Any], test_sets: list[str]) -> pd.DataFrame:
                              "ci_high": acc["ci_high"] if acc["ci_high"] is not None else acc["mean"],
                              "seeds": acc["n"]})
     return pd.DataFrame(rows)
+
+
+def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
+    """The real-only learning curve per test set: for each size (real images per class, as a
+    string key) the accuracy interval over seeds and the isotonic fit of the means."""
+    real = df[df.strategy == REAL]
+    out: dict[str, Any] = {}
+    for test_set in test_sets:
+        sub = real[real.test_set == test_set]
+        if sub.empty:
+            continue
+        sizes = sorted({float(r) for r in sub.ratio})
+        accs = [interval(sub[sub.ratio.astype(float) == n].accuracy.to_numpy(), level)
+                for n in sizes]
+        fitted = isotonic([a["mean"] for a in accs])
+        out[test_set] = {_ratio_text(n): {"real_per_class": int(n), "accuracy": a,
+                                          "fitted": float(f)}
+                         for n, a, f in zip(sizes, accs, fitted, strict=True)}
+    return out
+
+
+def learning_curve_frame(curve: dict[str, Any]) -> pd.DataFrame:
+    """The learning curve as plot data: one row per (test set, real images per class)."""
+    rows = [{"test_set": t, "real_per_class": p["real_per_class"], "mean": p["accuracy"]["mean"],
+             "std": p["accuracy"]["std"] or 0.0, "fitted": p["fitted"], "seeds": p["accuracy"]["n"]}
+            for t, by_size in curve.items() for p in by_size.values()]
+    return pd.DataFrame(rows).sort_values(["test_set", "real_per_class"], kind="stable")
+
+
+def real_equivalents(results: dict[str, Any], curve: dict[str, Any],
+                     real_per_class: int | None) -> dict[str, Any]:
+    """Per (strategy, ratio) and test set: how many real images per class reach the same mean
+    accuracy on the learning curve, and the same for the ends of its interval over seeds.
+
+    The curve is the isotonic fit of the real-only means, linear in log(size) between sizes
+    (:func:`ganaug.stats.invert_curve`). ``synthetic_worth``: the equivalent minus the real
+    images the model trained on (``real_per_class`` for a mix, 0 for synthetic only), i.e. what
+    its synthetic images are worth in real images per class; None off the curve, for the
+    baseline, or when scarcity is not a fixed count per class.
+    """
+    out: dict[str, Any] = {}
+    for strategy, by_ratio in results.items():
+        if not (is_grid_strategy(strategy) or strategy == BASELINE[0]):
+            continue
+        for ratio, by_test in by_ratio.items():
+            for test_set, by_size in curve.items():
+                points = sorted(by_size.values(), key=lambda p: p["real_per_class"])
+                sizes = [p["real_per_class"] for p in points]
+                fitted = [p["fitted"] for p in points]
+                acc = by_test[test_set]["accuracy"]
+                eq = real_equivalent(sizes, fitted, acc["mean"], acc["ci_low"], acc["ci_high"])
+                own = 0 if ratio == SYNTHETIC else real_per_class
+                if strategy == BASELINE[0]:
+                    own = None
+                worth = {k: (None if own is None or v["real_per_class"] is None
+                             else v["real_per_class"] - own) for k, v in eq.items()}
+                out.setdefault(strategy, {}).setdefault(ratio, {})[test_set] = {
+                    "accuracy": acc["mean"], **eq, "synthetic_worth": worth}
+    return out
 
 
 def per_class_table(df: pd.DataFrame, test_set: str) -> pd.DataFrame:
@@ -293,17 +476,93 @@ def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, 
         f"Source dataset **{source}**; cross-dataset targets: "
         f"{', '.join(study.targets) or 'none'}. Seeds: {list(study.seeds)}. Accuracy in %, "
         f"mean ± standard deviation over seeds; in brackets, the gain over the real-only baseline "
-        f"(paired by seed) with its {level}% t-interval, **bold** where the interval excludes "
-        f"zero (a gain distinguishable from seed noise).",
+        f"(paired by seed) with its {level}% t-interval, per comparison (uncorrected). **Bold**: "
+        f"the gain is distinguishable from seed noise after the Holm-Bonferroni correction over "
+        f"its family of comparisons (see \"Reading the verdicts\").",
         "",
         f"![accuracy vs ratio]({figures['accuracy']})",
         "",
+        *_reading_the_verdicts(summary, study, source),
     ]
+
+
+def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> list[str]:
+    v = summary["verdicts"]
+    alpha, n_seeds = v["alpha"], len(study.seeds)
+    if n_seeds < 2:
+        return ["## Reading the verdicts", "",
+                "With one seed there is no spread over seeds: no interval, no test and no "
+                "verdict. Add seeds to `study.seeds` (only the new training and evaluation "
+                "instances run).", ""]
+    m = len(study.strategies) * (len(study.ratios) + 1)
+    p_min = v["smallest_sign_flip_p_value"]
+    sign_flip = (f"with {n_seeds} seeds its smallest possible two-sided p-value is {p_min:.3g}, "
+                 + ("so no permutation verdict can be significant at this level"
+                    if p_min >= alpha else f"below {alpha:.3g}"))
+    out = [
+        "## Reading the verdicts", "",
+        f"- **Family.** On each test set, every strategy at every ratio and every synthetic-only "
+        f"model is compared with the baseline: {m} comparisons ({len(study.strategies)} "
+        f"strategies x ({len(study.ratios)} ratios + synthetic only)); refinement rounds form a "
+        f"family of their own. With {m} comparisons at {alpha:.3g} about {m * alpha:.1f} "
+        f"uncorrected \"distinguishable\" gains per test set are expected by chance alone, even "
+        f"if synthetic images changed nothing.",
+        f"- **Test.** The paired t-test over seeds (the test the interval inverts); its p-values "
+        f"are Holm-Bonferroni adjusted within the family, and a gain is distinguishable where the "
+        f"adjusted p-value is below {alpha:.3g}. Beside it, the exact sign-flip permutation test "
+        f"(all 2^n sign patterns of the per-seed differences; no normality assumed): "
+        f"{sign_flip}. The t-test drives the verdicts because with this few seeds it is the only "
+        f"one of the two that can reach significance; its normality assumption cannot be checked "
+        f"on {n_seeds} values.",
+        "- **What the interval covers.** The seed-to-seed variance of training (initialisation, "
+        "batch order, augmentation) with the test set fixed: every seed is scored on the same "
+        "test images. Test-set sampling is not in it: another test set of the same size would "
+        "move every accuracy, the baseline's and the mixes' alike, by about "
+        + ", ".join(f"±{se * 100:.1f} points on {t}" for t, se in v["test_set_sampling_se"].items()
+                    if se is not None and t in (source, *study.targets))
+        + " (binomial standard error of the baseline's accuracy).",
+        "",
+        "| test set | family | comparisons | distinguishable after Holm | before correction |",
+        "|---|---|---|---|---|",
+    ]
+    for test_set, families in v["counts"].items():
+        for family, c in families.items():
+            out.append(f"| {test_set} | {family} | {c['comparisons']} | {c['distinguishable']} | "
+                       f"{c['distinguishable_uncorrected']} |")
+    return out + [""]
+
+
+def comparisons_table(results: dict[str, Any], test_set: str) -> str:
+    """Markdown: the grid family on one test set, smallest adjusted p-value first."""
+    rows = []
+    for strategy, by_ratio in results.items():
+        for ratio, entry in by_ratio.items():
+            g = entry[test_set]["gain_vs_baseline"]
+            if g["family"] == "grid":
+                rows.append((g["p_value_holm"], strategy, ratio, g))
+    lines = ["| strategy | ratio | gain [interval] | p (t) | p (Holm) | p (sign-flip) | verdict |",
+             "|---|---|---|---|---|---|---|"]
+    for _, strategy, ratio, g in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
+        verdict = ("**distinguishable**" if g["distinguishable_from_zero"] else
+                   "only uncorrected" if g["distinguishable_uncorrected"] else "–")
+        ratio = "synthetic only" if ratio == SYNTHETIC else f"{ratio}x"
+        lines.append(f"| {strategy} | {ratio} | {g['mean'] * 100:+.1f} "
+                     f"[{g['ci_low'] * 100:+.1f}, {g['ci_high'] * 100:+.1f}] | "
+                     f"{_pvalue(g['p_value_t'])} | {_pvalue(g['p_value_holm'])} | "
+                     f"{_pvalue(g['p_value_sign_flip'])} | {verdict} |")
+    return "\n".join(lines)
+
+
+def _pvalue(p: float | None) -> str:
+    if p is None:
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
                        curve_sets: list[str]) -> list[str]:
     out = []
+    counts = summary["verdicts"]["counts"]
     for test_set in curve_sets:
         role = "source test split" if test_set == source else "cross-dataset target"
         out += [f"## Accuracy on {test_set} ({role})", "",
@@ -313,6 +572,130 @@ def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
             f"{s} at {_ratio_text(p['ratio'])}x ({p['accuracy'] * 100:.1f}%"
             + (", gain distinguishable from zero" if p["distinguishable_from_zero"] else "") + ")"
             for s, p in peaks_here.items()) + ".", ""]
+        grid = counts.get(test_set, {}).get("grid")
+        if grid is not None:
+            out += [f"Comparisons with the baseline on {test_set}: {grid['comparisons']}; "
+                    f"distinguishable after Holm: {grid['distinguishable']} (before correction: "
+                    f"{grid['distinguishable_uncorrected']}).", "",
+                    comparisons_table(summary["results"], test_set), ""]
+    return out
+
+
+def _size(v: float) -> str:
+    """A number of images per class: whole where it is whole, else 0 or 1 decimal."""
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.0f}" if v >= 10 else f"{v:.1f}"
+
+
+def _equivalent_point(point: dict[str, Any]) -> str:
+    """One end of a real-image equivalent: a number of real images per class, or a flag."""
+    if point["where"] is None:
+        return "–"
+    return _size(point["real_per_class"]) if point["real_per_class"] is not None else point["where"]
+
+
+def _equivalent_cell(eq: dict[str, Any]) -> str:
+    text = _equivalent_point(eq["mean"])
+    if eq["ci_low"]["where"] is not None:
+        text += f" [{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]"
+    worth = eq["synthetic_worth"]["mean"]
+    return text if worth is None else f"{text} ({worth:+.0f})"
+
+
+def learning_curve_table(curve: dict[str, Any]) -> str:
+    """Markdown: real images per class x test set, accuracy mean ± std (%) and the fit."""
+    test_sets = list(curve)
+    sizes = sorted({p["real_per_class"] for by_size in curve.values() for p in by_size.values()})
+    lines = ["| real images per class | " + " | ".join(test_sets) + " |",
+             "|" + "---|" * (len(test_sets) + 1)]
+    for n in sizes:
+        cells = []
+        for t in test_sets:
+            p = curve[t].get(_ratio_text(float(n)))
+            if p is None:
+                cells.append("–")
+                continue
+            fit = "" if math.isclose(p["fitted"], p["accuracy"]["mean"]) else \
+                f" (fit {p['fitted'] * 100:.1f})"
+            cells.append(_fmt(p["accuracy"]) + fit)
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def equivalents_table(equivalents: dict[str, Any], test_set: str, ratios: list[str]) -> str:
+    """Markdown: strategies x ratios, the real images per class each model is worth."""
+    lines = ["| strategy | " + " | ".join(f"{r}x" for r in ratios) + " | synthetic only |",
+             "|" + "---|" * (len(ratios) + 2)]
+    base = equivalents.get(BASELINE[0], {}).get(_ratio_text(BASELINE[1]), {}).get(test_set)
+    if base is not None:
+        lines.append(f"| none (real only) | {_equivalent_cell(base)} |" + " |" * len(ratios))
+    for strategy, by_ratio in equivalents.items():
+        if strategy == BASELINE[0]:
+            continue
+        cells = [_equivalent_cell(by_ratio[r][test_set]) for r in [*ratios, SYNTHETIC]]
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _headline(equivalents: dict[str, Any], test_set: str, real_per_class: int | None,
+              top: int) -> str:
+    """The best mix on a test set in the reader's terms: worth how many real images."""
+    mixes = [(e[test_set]["accuracy"], s, r, e[test_set]) for s, by_ratio in equivalents.items()
+             if s != BASELINE[0] for r, e in by_ratio.items() if r != SYNTHETIC]
+    if not mixes:
+        return ""
+    acc, strategy, ratio, eq = max(mixes, key=lambda m: (m[0], m[1], -float(m[2])))
+    made_of = ("" if real_per_class is None else
+               f" ({real_per_class} real + {_size(float(ratio) * real_per_class)} synthetic "
+               f"images per class)")
+    text = f"On {test_set} the best mix, {strategy} at {ratio}x{made_of}, reaches {acc * 100:.1f}%"
+    point = eq["mean"]
+    if point["where"] == BEYOND:
+        return text + (f", more than the curve's top ({top} real images per class) reaches; "
+                       f"add larger sizes to `study.real_sizes` to measure how much more.")
+    if point["where"] == BELOW:
+        return text + ", less than the curve's smallest size reaches."
+    text += f", as much as {_size(point['real_per_class'])} real images per class"
+    if eq["ci_low"]["where"] is not None:
+        text += f" [{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]"
+    worth = eq["synthetic_worth"]["mean"]
+    if worth is not None:
+        text += (f": its {_size(float(ratio) * real_per_class)} synthetic images per class are "
+                 f"worth about {worth:.0f} real {'image' if round(worth) in (-1, 1) else 'images'}")
+    return text + "."
+
+
+def _equivalents_section(summary: dict[str, Any], study: Any, ratios: list[str],
+                         figures: dict[str, str], real_per_class: int | None) -> list[str]:
+    curve, equivalents = summary["learning_curve"], summary["real_equivalent"]
+    if not curve:
+        return ["## Worth how many real images?", "",
+                "`study.real_sizes` is empty: no real-only learning curve was trained, so the "
+                "models cannot be placed on one.", ""]
+    sizes = sorted(study.real_sizes)
+    level = int(round(summary["confidence_level"] * 100))
+    own = ("every smaller one" if real_per_class is None else
+           f"every smaller one; the size-{real_per_class} subset is the study's own training split")
+    out = ["## Worth how many real images?", "",
+           f"The real-only learning curve: the baseline's classifier trained on {sizes} real "
+           f"images per class, with the same seeds. The subsets are nested and seeded (each size "
+           f"holds {own}), so the curve's steps are added images, not different ones.", "",
+           learning_curve_table(curve), "",
+           f"Each model is placed on the curve: the number of real images per class whose "
+           f"accuracy equals its mean accuracy, then the same for the two ends of its {level}% "
+           f"interval (in brackets). The curve is read through an isotonic (non-decreasing) fit "
+           f"of its means, linear in log(real images per class) between sizes (\"fit\" above "
+           f"where seed noise made the measured curve dip); \"beyond\": above the curve's top "
+           f"({sizes[-1]} per class), \"below\": under its bottom ({sizes[0]} per class); the "
+           f"curve is not extrapolated. In parentheses: what the synthetic images are worth, the "
+           f"equivalent minus the real images per class the model trained on. The interval "
+           f"carries the model's seed-to-seed spread only, not the curve's own noise.", ""]
+    if "real_equivalent" in figures:
+        out += [f"![real-image equivalents]({figures['real_equivalent']})", ""]
+    for test_set in curve:
+        out += [f"### {test_set}", "", _headline(equivalents, test_set, real_per_class, sizes[-1]),
+                "", equivalents_table(equivalents, test_set, ratios), ""]
     return out
 
 
@@ -374,13 +757,15 @@ FIGURE_TITLES = (
 
 def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: dict,
                     score: dict[str, Any], study: Any, source: str, figures: dict[str, str],
-                    refine: Any = None, refine_stats: dict | None = None) -> str:
+                    refine: Any = None, refine_stats: dict | None = None,
+                    real_per_class: int | None = None) -> str:
     """The human-readable report. ``figures`` maps a name to an image path relative to it."""
     ratios = [_ratio_text(r) for r in study.ratios]
     test_sets = summary["test_sets"]
     curve_sets = [source, *study.targets]
     out = _intro(summary, study, source, figures)
     out += _accuracy_sections(summary, source, ratios, curve_sets)
+    out += _equivalents_section(summary, study, ratios, figures, real_per_class)
     if SYNTHETIC_TEST in test_sets:
         out += ["## Real, synthetic and mixed training and test sets", "",
                 "Train on real and test on synthetic images, train on synthetic and test on real "

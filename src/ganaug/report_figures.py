@@ -175,3 +175,53 @@ def confusion_figure(matrices: dict[str, np.ndarray], classes: list[str], path: 
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def real_equivalent_figure(curve: dict, equivalents: dict, path: str | Path) -> None:
+    """Accuracy vs real images per class (log scale), one panel per test set: the real-only
+    learning curve (means ± std over seeds, and its isotonic fit) with every model placed on it.
+
+    ``curve``: test set -> size -> {real_per_class, accuracy: {mean, std}, fitted};
+    ``equivalents``: strategy -> ratio -> test set -> {accuracy, mean: {real_per_class, where}}.
+    A model on the curve is drawn at its equivalent size; one beyond (below) the curve at the
+    curve's right (left) edge with a triangle pointing off it.
+    """
+    plt = _pyplot()
+    test_sets = list(curve)
+    fig, axes = plt.subplots(1, len(test_sets), figsize=(5.5 * len(test_sets), 4.0), squeeze=False)
+    for ax, test_set in zip(axes.flat, test_sets, strict=True):
+        points = sorted(curve[test_set].values(), key=lambda p: p["real_per_class"])
+        sizes = [p["real_per_class"] for p in points]
+        ax.errorbar(sizes, [p["accuracy"]["mean"] for p in points],
+                    yerr=[p["accuracy"]["std"] or 0.0 for p in points], color="black", marker="o",
+                    capsize=3, ls="none", label="real only (mean ± std)")
+        ax.plot(sizes, [p["fitted"] for p in points], color="black", lw=1, label="isotonic fit")
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, (strategy, by_ratio) in enumerate(sorted(equivalents.items())):
+            _place(ax, strategy, by_ratio, test_set, sizes, colors[i % len(colors)])
+        ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("real images per class")
+        ax.set_ylabel("accuracy")
+        ax.set_title(test_set)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def _place(ax, strategy: str, by_ratio: dict, test_set: str, sizes: list[int], color) -> None:
+    """One strategy's models on a learning-curve panel, each labelled with its ratio."""
+    marker = {"on": "o", "beyond": ">", "below": "<"}
+    label = "real only (baseline)" if strategy == "none" else strategy
+    for ratio, by_test in by_ratio.items():
+        eq = by_test[test_set]
+        where = eq["mean"]["where"]
+        x = {"on": eq["mean"]["real_per_class"], "beyond": sizes[-1], "below": sizes[0]}[where]
+        ax.scatter([x], [eq["accuracy"]], color=color, marker=marker[where], s=30, label=label,
+                   zorder=3)
+        label = None  # one legend entry per strategy
+        text = "" if strategy == "none" else ("syn" if ratio == "synthetic" else f"{ratio}x")
+        ax.annotate(text, (x, eq["accuracy"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points", color=color)

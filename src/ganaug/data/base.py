@@ -8,6 +8,16 @@ A prepared dataset is one compressed npz:
 - ``meta``: a JSON string (where it came from, how it was split, counts)
 
 A target dataset (used only for cross-dataset evaluation) has empty train and val splits.
+
+A source also keeps the training images that scarcity (``data.real_per_class``) left out, so the
+real-only learning curve can train on more real images than the study does:
+
+- ``x_reserve``, ``y_reserve``: those images and labels
+- ``rank_train``, ``rank_reserve``: int64, each image's position in its class's seeded order
+
+Ranks run over the train split first (0 .. n_c - 1 for a class with n_c training images), then
+the reserve, so the first ``n`` of a class (:meth:`Prepared.nested_subset`) are nested in ``n``
+(10 is inside 20 is inside 40) and ``n = real_per_class`` is exactly the train split.
 """
 
 from __future__ import annotations
@@ -54,12 +64,25 @@ class RawDataset:
 
 
 @dataclass(frozen=True)
+class Reserve:
+    """A source's training images beyond the scarce train split, and the seeded per-class order
+    of all its training images (see the module docstring)."""
+
+    x: np.ndarray  # (R, C, H, W) uint8
+    y: np.ndarray  # (R,) int64
+    rank: np.ndarray  # (R,) int64, rank of each reserve image within its class
+    train_rank: np.ndarray  # (N_train,) int64, aligned with the train split
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A prepared dataset in memory (see the module docstring for the file format)."""
 
     splits: dict[str, tuple[np.ndarray, np.ndarray]]
     classes: list[str]
     meta: dict[str, Any]
+    # None for a target, and for a source prepared before the reserve existed.
+    reserve: Reserve | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -77,6 +100,28 @@ class Prepared:
 
     def class_counts(self, name: str) -> np.ndarray:
         return np.bincount(self.splits[name][1], minlength=self.num_classes)
+
+    def nested_subset(self, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``per_class`` real training images of every class in the seeded order:
+        train images first (in the train split's order), then reserve ones.
+
+        A class with fewer training images than ``per_class`` (train + reserve) is an error:
+        capping it would put a smaller class at a size it does not have on the learning curve.
+        """
+        if self.reserve is None:
+            raise DataFileError("this prepared dataset has no reserve of training images (a "
+                                "target, or prepared by an older version: run prepare again)")
+        available = self.class_counts("train") + np.bincount(self.reserve.y,
+                                                             minlength=self.num_classes)
+        short = [f"{self.classes[c]!r} has {available[c]}" for c in range(self.num_classes)
+                 if available[c] < per_class]
+        if short:
+            raise ValueError(f"{per_class} real images per class asked, but "
+                             f"{', '.join(short)} training images")
+        x_train, y_train = self.split("train")
+        keep, keep_r = self.reserve.train_rank < per_class, self.reserve.rank < per_class
+        return (np.concatenate([x_train[keep], self.reserve.x[keep_r]]),
+                np.concatenate([y_train[keep], self.reserve.y[keep_r]]))
 
 
 def check_images(x: np.ndarray, y: np.ndarray, num_classes: int, where: str) -> None:
@@ -98,6 +143,12 @@ def save_prepared(path: str | Path, prepared: Prepared) -> None:
         arrays[f"y_{name}"] = np.asarray(y, dtype=np.int64)
     arrays["classes"] = np.asarray(prepared.classes, dtype=str)
     arrays["meta"] = np.asarray(json.dumps(prepared.meta, sort_keys=True))
+    if prepared.reserve is not None:
+        r = prepared.reserve
+        arrays.update(x_reserve=np.ascontiguousarray(r.x, dtype=np.uint8),
+                      y_reserve=np.asarray(r.y, dtype=np.int64),
+                      rank_reserve=np.asarray(r.rank, dtype=np.int64),
+                      rank_train=np.asarray(r.train_rank, dtype=np.int64))
     save_npz(path, **arrays)
 
 
@@ -115,7 +166,33 @@ def load_prepared(path: str | Path) -> Prepared:
         meta = json.loads(str(arrays["meta"]))
     except json.JSONDecodeError as exc:
         raise DataFileError(f"{path}: meta is not valid JSON ({exc})") from exc
-    return Prepared(splits=splits, classes=classes, meta=meta)
+    reserve = _load_reserve(path, arrays, splits["train"][1], len(classes))
+    return Prepared(splits=splits, classes=classes, meta=meta, reserve=reserve)
+
+
+RESERVE_ARRAYS = ("x_reserve", "y_reserve", "rank_reserve", "rank_train")
+
+
+def _load_reserve(path: str | Path, arrays: dict[str, np.ndarray], y_train: np.ndarray,
+                  num_classes: int) -> Reserve | None:
+    """The reserve arrays, checked: within each class, train and reserve ranks together must be
+    0, 1, ..., n - 1 (otherwise nested subsets would overlap or skip images)."""
+    present = [k for k in RESERVE_ARRAYS if k in arrays]
+    if not present:
+        return None
+    if len(present) != len(RESERVE_ARRAYS):
+        raise DataFileError(f"{path}: has {present} but not all of {list(RESERVE_ARRAYS)}")
+    x, y = arrays["x_reserve"], arrays["y_reserve"].astype(np.int64)
+    check_images(x, y, num_classes, f"{path} (reserve)")
+    rank, train_rank = arrays["rank_reserve"].astype(np.int64), arrays["rank_train"].astype(np.int64)
+    if rank.shape != y.shape or train_rank.shape != y_train.shape:
+        raise DataFileError(f"{path}: rank arrays {rank.shape}, {train_rank.shape} do not match "
+                            f"the reserve {y.shape} and train {y_train.shape} labels")
+    labels, ranks = np.concatenate([y_train, y]), np.concatenate([train_rank, rank])
+    for c in np.unique(labels):
+        if not np.array_equal(np.sort(ranks[labels == c]), np.arange((labels == c).sum())):
+            raise DataFileError(f"{path}: the ranks of class {c} are not 0..n-1")
+    return Reserve(x=x, y=y, rank=rank, train_rank=train_rank)
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@ When the loader names a group per image (a subject or a sequence, ``RawDataset.g
 seeded split is group-aware: whole groups go to one split (:func:`group_split`), and scarcity draws
 its images from as many groups as it can (:func:`scarce_subset`). An official split is kept as is;
 groups it puts in several splits are counted in the meta (``groups.straddling``) and logged.
+
+Scarcity keeps what it leaves out: the source's other training images go into a reserve, and all
+its training images get a seeded order per class (train split first), so the real-only learning
+curve trains on nested subsets of real images (see :mod:`ganaug.data.base`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from ganaug.data import fer2013_csv as _fer2013_csv  # noqa: F401
 from ganaug.data import image_folder as _image_folder  # noqa: F401
 from ganaug.data import npz as _npz  # noqa: F401
 from ganaug.data import torchvision_datasets as _torchvision_datasets  # noqa: F401
-from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset
+from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset, Reserve
 from ganaug.data.classes import apply_class_options, drop_duplicate_indices
 from ganaug.errors import ParamsError
 
@@ -61,8 +65,9 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
     raw = apply_class_options(raw, dataset_cfg, f"datasets.{name}")
     dedup = bool(getattr(dataset_cfg, "drop_test_duplicates", False))
     role = "source" if name == data_cfg.source else "target"
+    reserve = None
     if role == "source":
-        idx, split_info = _source_splits(raw, data_cfg, dedup)
+        idx, split_info, reserve = _source_splits(raw, data_cfg, dedup)
     else:
         idx, split_info = _target_splits(raw, dedup)
     splits = {s: (raw.x[idx[s]], raw.y[idx[s]]) for s in SPLITS}
@@ -77,7 +82,7 @@ def prepare(name: str, dataset_cfg: Any, data_cfg: DataConfig) -> Prepared:
         "counts": {s: np.bincount(splits[s][1], minlength=len(raw.classes)).tolist() for s in SPLITS},
     }
     log.info("%s (%s): %s", name, role, {s: len(splits[s][1]) for s in SPLITS})
-    return Prepared(splits=splits, classes=list(raw.classes), meta=meta)
+    return Prepared(splits=splits, classes=list(raw.classes), meta=meta, reserve=reserve)
 
 
 def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
@@ -96,8 +101,10 @@ def _target_splits(raw: RawDataset, dedup: bool = False) -> tuple[dict, dict]:
     return {"train": test[:0], "val": test[:0], "test": test}, info
 
 
-def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tuple[dict, dict]:
-    """Seeded (or official) train/val/test, then scarcity; indices into ``raw`` per split."""
+def _source_splits(raw: RawDataset, cfg: DataConfig,
+                   dedup: bool = False) -> tuple[dict, dict, Reserve]:
+    """Seeded (or official) train/val/test, then scarcity: indices into ``raw`` per split, what
+    was done, and the reserve of training images scarcity left out."""
     rng = np.random.default_rng(cfg.seed)
     info: dict[str, Any] = {}
     groups = raw.groups
@@ -124,17 +131,28 @@ def _source_splits(raw: RawDataset, cfg: DataConfig, dedup: bool = False) -> tup
         log.info("dropped val/test images duplicating a train image: %s",
                  info["test_duplicates_dropped"])
     available = np.bincount(raw.y[idx["train"]], minlength=len(raw.classes))
-    idx["train"] = scarce_subset(raw.y, idx["train"], cfg.real_per_class, cfg.real_fraction, rng,
+    every_train = idx["train"]
+    idx["train"] = scarce_subset(raw.y, every_train, cfg.real_per_class, cfg.real_fraction, rng,
                                  groups)
     idx["val"] = scarce_subset(raw.y, idx["val"], cfg.val_per_class, None, rng, groups)
+    # Its own stream, so the train and val draws above stay what they were before the reserve.
+    order_rng = np.random.default_rng((cfg.seed, ORDER_STREAM))
+    reserve_idx, reserve_rank, train_rank = nested_order(raw.y, every_train, idx["train"],
+                                                         order_rng)
     info = {
         **info,
         "split": how,
         "scarcity": {"real_per_class": cfg.real_per_class, "real_fraction": cfg.real_fraction,
                      "val_per_class": cfg.val_per_class,
-                     "train_available": available.tolist()},
+                     "train_available": available.tolist(),
+                     "reserve": np.bincount(raw.y[reserve_idx],
+                                            minlength=len(raw.classes)).tolist(),
+                     "order": f"seeded per class ((data.seed, {ORDER_STREAM}) = "
+                              f"({cfg.seed}, {ORDER_STREAM})): train split, then reserve"},
     }
-    return idx, info
+    reserve = Reserve(x=raw.x[reserve_idx], y=raw.y[reserve_idx], rank=reserve_rank,
+                      train_rank=train_rank)
+    return idx, info, reserve
 
 
 def _group_info(groups: np.ndarray | None, idx: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -148,6 +166,33 @@ def _group_info(groups: np.ndarray | None, idx: dict[str, np.ndarray]) -> dict[s
         log.warning("%d groups have images in more than one split (an official split keeps them)",
                     straddling)
     return {"groups": {**{s: len(per_split[s]) for s in SPLITS}, "straddling": straddling}}
+
+
+# The seed-sequence key of the learning curve's order, beside data.seed.
+ORDER_STREAM = 1
+
+
+def nested_order(y: np.ndarray, every_train: np.ndarray, kept: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded order of each class's training images that starts with the scarce train split.
+
+    ``every_train``: indices of all training images; ``kept`` (sorted): those scarcity kept.
+    Within a class of n_c kept images, the kept ones get ranks 0..n_c-1 in a random order and
+    the left-out ones ranks n_c, n_c+1, ... in a random order. Returns ``(reserve indices in
+    rank order per class, their ranks, the ranks of ``kept`` in its order)``.
+    """
+    train_rank = np.empty(len(kept), dtype=np.int64)
+    reserve_idx, reserve_rank = [], []
+    left_out = np.setdiff1d(every_train, kept)
+    for c in np.unique(y[every_train]):
+        in_class = np.flatnonzero(y[kept] == c)
+        train_rank[in_class] = rng.permutation(len(in_class))
+        rest = rng.permutation(left_out[y[left_out] == c])
+        reserve_idx.append(rest)
+        reserve_rank.append(len(in_class) + np.arange(len(rest), dtype=np.int64))
+    if not reserve_idx:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), train_rank
+    return np.concatenate(reserve_idx), np.concatenate(reserve_rank), train_rank
 
 
 def _carve_val(y: np.ndarray, idx: dict[str, np.ndarray], val_fraction: float,
