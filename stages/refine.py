@@ -18,7 +18,7 @@ from ganaug.pool import load_pool, load_selected
 from ganaug.refine import fine_tune, generate_score_select, save_round
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.scoring import load_scores
+from ganaug.scoring import load_scores, scorer_temperature
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
 
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
     device = resolve_device(params["device"])
     set_determinism(gan_cfg.seed)
     data = load_prepared(args.data)
-    scorer, _ = load_classifier(args.scorer, device)
+    scorer, scorer_payload = load_classifier(args.scorer, device)
 
     start, selected = start_point(args, start_name, cfg, select_cfg, data, device)
     result = fine_tune(data, start, selected, gan_cfg, cfg.steps, device, args.resume)
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     gan = LoadedGan(result.family, result.generator.eval(), result.discriminator.eval(), payload)
     x, y, stats = generate_score_select(
         gan, scorer, data, cfg, select_cfg, load_section(params, "generate", GenerateConfig),
-        load_section(params, "score", ScoreConfig), device)
+        load_section(params, "score", ScoreConfig), device, scorer_temperature(scorer_payload))
     save_round(args.out, payload, x, y)
     save_json(args.stats, {**meta, "strategy": cfg.strategy, "ratio": cfg.ratio, **stats})
     discard_resume(args.resume)

@@ -34,6 +34,8 @@ from ganaug.report_figures import (
     confusion_figure,
     gan_losses_figure,
     real_equivalent_figure,
+    reliability_figure,
+    training_curves_figure,
 )
 from ganaug.stage import exit_with, load_section, parser, read_params
 
@@ -45,6 +47,10 @@ def build_parser():
     p.add_argument("--refine", required=True, help="directory of refinement round stats")
     p.add_argument("--score", required=True, help="score metrics JSON")
     p.add_argument("--gan-curves", required=True, help="directory of the GAN's loss curves (TSV)")
+    p.add_argument("--scorer-metrics", required=True,
+                   help="the scorer's metrics JSON (validation accuracy, calibration)")
+    p.add_argument("--train-curves", required=True,
+                   help="directory of the classifiers' training curves (dvclive, one per run)")
     p.add_argument("--figures", nargs="*", default=[], help="extra images to show in the report")
     p.add_argument("--summary", required=True, help="summary metrics JSON to write")
     p.add_argument("--plots", required=True, help="directory for plot data, the PNGs and the report")
@@ -73,6 +79,7 @@ def main(argv=None) -> None:
     curve_sets = [source, *study.targets]
     curve = learning_curve(df, curve_sets, cfg.confidence_level)
     score = load_json(args.score)
+    scorer = load_json(args.scorer_metrics)
     summary = {"source": source, "test_sets": test_sets, "seeds": list(study.seeds),
                "confidence_level": cfg.confidence_level, "results": results,
                "verdicts": verdict_summary(results, df, test_sets, cfg.confidence_level),
@@ -83,18 +90,18 @@ def main(argv=None) -> None:
                         for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}}
 
     plots = Path(args.plots)
-    figures = write_figures(args, plots, summary, curve_sets, study, source)
+    figures = write_figures(args, plots, summary, curve_sets, study, source, scorer)
     md = render_markdown(summary=summary, df=df, select_stats=load_select_stats(args.select),
                          score=score, study=study, source=source, figures=figures,
                          refine=refine, refine_stats=load_json_dir(args.refine),
-                         real_per_class=real_per_class)
+                         real_per_class=real_per_class, scorer=scorer)
     with atomic_path(plots / "README.md") as tmp:
         tmp.write_text(md + "\n")
     save_json(args.summary, summary)
 
 
 def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study,
-                  source: str) -> dict[str, str]:
+                  source: str, scorer: dict) -> dict[str, str]:
     """The report's own figures; returns name -> path relative to the report."""
     results = summary["results"]
     curve = curves(results, curve_sets)
@@ -110,10 +117,16 @@ def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study
         figures["real_equivalent"] = "real_equivalent.png"
     if gan_losses_figure(args.gan_curves, plots / "gan_losses.png"):
         figures["gan_losses"] = "gan_losses.png"
+    if "calibration" in scorer:
+        reliability_figure(scorer["calibration"], plots / "reliability.png")
+        figures["reliability"] = "reliability.png"
+    if training_curves_figure(args.train_curves, plots / "training_curves.png"):
+        figures["training_curves"] = "training_curves.png"
     matrices, classes = confusion_matrices(args.eval, results, study, source)
     confusion_figure(matrices, classes, plots / "confusion.png")
     figures["confusion"] = "confusion.png"
-    figures.update({Path(f).stem: os.path.relpath(f, plots) for f in args.figures})
+    figures.update({Path(f).stem: os.path.relpath(f, plots) for f in args.figures
+                    if Path(f).is_file()})
     return figures
 
 

@@ -17,7 +17,7 @@ from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool, load_sources
 from ganaug.report_figures import memorisation_grid, score_figures
 from ganaug.runtime import resolve_device, set_determinism
-from ganaug.scoring import fid_subset, run_score, save_scores
+from ganaug.scoring import fid_subset, run_score, save_scores, scorer_temperature
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -47,11 +47,11 @@ def main(argv=None) -> None:
     set_determinism(cfg.seed)
     images, labels, _ = load_pool(args.pool)
     data = load_prepared(args.data)
-    scorer, _ = load_classifier(args.scorer, device)
+    scorer, scorer_payload = load_classifier(args.scorer, device)
     gan = load_gan(args.gan, device)
 
     result = run_score(images, labels, load_sources(args.pool, len(labels)), scorer, gan, data,
-                       cfg, device)
+                       cfg, device, temperature=scorer_temperature(scorer_payload))
     other = {}
     if "inception" in cfg.features:
         weights = Path(args.external) / "inception.pth"

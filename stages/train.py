@@ -5,6 +5,8 @@ nested order: the learning curve). Validation always uses the real validation sp
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ganaug.config import ParamsError, TrainConfig
@@ -14,7 +16,7 @@ from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
-from ganaug.training import discard_resume, train_classifier
+from ganaug.training import discard_resume, live_curves, train_classifier
 
 
 def build_parser():
@@ -30,6 +32,7 @@ def build_parser():
     p.add_argument("--seed", required=True, type=int)
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    p.add_argument("--plots", help="directory for the training curves (dvclive)")
     return p
 
 
@@ -88,8 +91,10 @@ def main(argv=None) -> None:
     set_determinism(args.seed)
     data = load_prepared(args.real)
     x, y, counts = training_set(args, data)
-    result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed, device,
-                              resume_path=args.resume)
+    with live_curves(args.plots) as on_epoch:
+        result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed,
+                                  device, resume_path=args.resume, on_epoch=on_epoch,
+                                  name=Path(args.out).stem)
     meta = {"classes": data.classes, "seed": args.seed, "train_counts": counts,
             "real_per_class": args.real_per_class,
             "selection": args.selection or args.selected, "synthetic_only": args.synthetic_only,

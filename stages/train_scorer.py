@@ -3,13 +3,14 @@ offline feature space for FID/KID."""
 
 from __future__ import annotations
 
+from ganaug.calibration import calibration_report
 from ganaug.config import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.runtime import resolve_device, set_determinism
 from ganaug.stage import exit_with, load_section, parser, read_params
-from ganaug.training import discard_resume, train_classifier
+from ganaug.training import discard_resume, live_curves, logits_of, train_classifier
 
 
 def build_parser():
@@ -18,6 +19,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="scorer checkpoint to write")
     p.add_argument("--metrics", required=True, help="JSON metrics to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    p.add_argument("--plots", help="directory for the training curves (dvclive)")
     return p
 
 
@@ -32,11 +34,18 @@ def main(argv=None) -> None:
     device = resolve_device(params["device"])
     set_determinism(cfg.seed)
     data = load_prepared(args.data)
-    result = train_classifier(*data.split("train"), *data.split("val"), data.num_classes, cfg,
-                              cfg.seed, device, resume_path=args.resume)
-    meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, **result.summary}
+    with live_curves(args.plots) as on_epoch:
+        result = train_classifier(*data.split("train"), *data.split("val"), data.num_classes,
+                                  cfg, cfg.seed, device, resume_path=args.resume,
+                                  on_epoch=on_epoch, name="scorer")
+    x_val, y_val = data.split("val")
+    calibration = calibration_report(logits_of(result.model, x_val, 512, device), y_val,
+                                     fit=cfg.calibrate)
+    meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, **result.summary,
+            "temperature": calibration["temperature"]}
     save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
-    save_json(args.metrics, {**result.summary, "train_images": int(len(data.split("train")[1]))})
+    save_json(args.metrics, {**result.summary, "train_images": int(len(data.split("train")[1])),
+                             "calibration": calibration})
     discard_resume(args.resume)
 
 

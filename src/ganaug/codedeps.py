@@ -115,28 +115,79 @@ def code_fingerprint(*modules: str) -> str:
     return h.hexdigest()
 
 
+# Packages whose modules are plugins registered on import (GAN families, selection strategies,
+# classifiers): a stage that imports one depends on the whole folder, so adding a plugin module
+# needs no edit of dvc.yaml (the registry's __init__ imports it, and every user reruns).
+PLUGIN_PACKAGES = ("src/ganaug/gan", "src/ganaug/selection", "src/ganaug/models")
+
+
 def stage_deps(module: str, repo: Path) -> list[str]:
     """The project files (relative to ``repo``) that stage entry point ``module`` runs, with a
-    folder standing for its files when the stage runs every ``.py`` file in it."""
+    folder standing for its files when the stage runs every ``.py`` file in it, or when it is a
+    plugin package (:data:`PLUGIN_PACKAGES`) the stage imports."""
     roots = {"ganaug": repo / "src" / "ganaug", "stages": repo / "stages"}
     files = {p.relative_to(repo) for p in closure([module], roots)}
     out: set[Path] = set()
     for f in files:
         folder = f.parent
         whole = {p.relative_to(repo) for p in (repo / folder).glob("*.py")}
-        out.add(folder if folder != Path("src/ganaug") and folder != Path("stages")
-                and whole <= files else f)
+        plugin = next((Path(d) for d in PLUGIN_PACKAGES if Path(d) in (f, *f.parents)), None)
+        if plugin is not None:
+            out.add(plugin)
+        elif folder not in (Path("src/ganaug"), Path("stages")) and whole <= files:
+            out.add(folder)
+        else:
+            out.add(f)
     return sorted(str(p) for p in out)
 
 
+def update_dvc_yaml(path: Path) -> bool:
+    """Rewrite the code deps (``src/...``, ``stages/...``) of every stage in ``path`` to
+    :func:`stage_deps` of its command's entry point, keeping every other line; True if changed."""
+    import re
+
+    repo = path.parent
+    lines = path.read_text(encoding="utf-8").splitlines()
+    out: list[str] = []
+    module, i = None, 0
+    while i < len(lines):
+        line = lines[i]
+        m = re.search(r"python -m (stages\.\w+)", line)
+        if m:
+            module = m.group(1)
+        if module and re.fullmatch(r"\s+deps:\s*", line):
+            out.append(line)
+            j, indent, kept = i + 1, "      ", []
+            while j < len(lines) and re.match(r"^\s+- ", lines[j]):
+                indent = lines[j][: len(lines[j]) - len(lines[j].lstrip())]
+                if not lines[j].strip()[2:].startswith(("src/", "stages/")):
+                    kept.append(lines[j])
+                j += 1
+            out += [f"{indent}- {d}" for d in stage_deps(module, repo)] + kept
+            i, module = j, None
+            continue
+        out.append(line)
+        i += 1
+    text = "\n".join(out) + "\n"
+    changed = text != path.read_text(encoding="utf-8")
+    if changed:
+        path.write_text(text, encoding="utf-8")
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganaug.codedeps stages.select``: the code deps a stage should list."""
+    """``python -m ganaug.codedeps stages.select``: the code deps a stage should list;
+    ``python -m ganaug.codedeps --update dvc.yaml``: rewrite every stage's code deps."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--update"]:
+        path = Path(args[1] if len(args) > 1 else "dvc.yaml")
+        print(f"{path}: {'updated' if update_dvc_yaml(path) else 'already complete'}")  # noqa: T201
+        return 0
     for module in args:
-        for path in stage_deps(module, Path.cwd()):
-            print(f"        - {path}")  # noqa: T201 - the command's answer
+        for dep in stage_deps(module, Path.cwd()):
+            print(f"        - {dep}")  # noqa: T201 - the command's answer
     return 0
 
 

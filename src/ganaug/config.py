@@ -161,6 +161,25 @@ class TrainConfig:
     # "imagenet": start from torchvision's ImageNet weights (resnet18, resnet50, vgg16; width 64).
     pretrained: str | None = None
     checkpoint_every: int = 5
+    # Learning-rate schedule over `epochs` (per optimiser step): "constant", "cosine" (to 0) or
+    # "onecycle" (up to lr, then cosine down); a linear warm-up over `warmup_epochs` first.
+    schedule: Literal["constant", "cosine", "onecycle"] = "constant"
+    warmup_epochs: float = 0.0
+    # Early stopping copes with a noisy validation set: no stop before `min_epochs`, and the
+    # patience (and the best epoch) read an exponential moving average of the validation
+    # accuracy with this weight on the past (0: the raw accuracy).
+    min_epochs: int = 0
+    val_smoothing: float = 0.0
+    # More augmentations (FER work uses them): rotations of up to this many degrees, random
+    # erasing of a rectangle (2-33% of the image) with this probability, label smoothing.
+    max_rotation: float = 0.0
+    erasing_p: float = 0.0
+    label_smoothing: float = 0.0
+    # GPU habits (no effect on the CPU, where runs stay bit-deterministic): bf16 autocast where
+    # the device supports it, channels_last memory format, torch.compile.
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         # Whether `arch` exists and takes `pretrained`: ganaug.validate (the model registry).
@@ -170,12 +189,26 @@ class TrainConfig:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.max_shift < 0:
             raise ValueError("weight_decay and max_shift must be >= 0")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs: must be in [0, epochs), got {self.warmup_epochs}")
+        if not 0 <= self.min_epochs <= self.epochs:
+            raise ValueError(f"min_epochs: must be in [0, epochs], got {self.min_epochs}")
+        for key in ("val_smoothing", "label_smoothing"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"{key}: must be in [0, 1), got {getattr(self, key)}")
+        if not 0 <= self.erasing_p <= 1:
+            raise ValueError(f"erasing_p: must be in [0, 1], got {self.erasing_p}")
+        if not 0 <= self.max_rotation <= 180:
+            raise ValueError(f"max_rotation: must be in [0, 180] degrees, got {self.max_rotation}")
 
 
 @dataclass(config=STRICT, frozen=True)
 class ScorerConfig(TrainConfig):
     """The real-data classifier that scores synthetic images (section ``scorer``)."""
 
+    # Temperature scaling on the validation split after training (Guo et al. 2017): the
+    # confidence that ranks and thresholds synthetic images is then a calibrated probability.
+    calibrate: bool = True
     seed: int = 0
 
 

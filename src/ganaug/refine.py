@@ -50,7 +50,8 @@ def fine_tune(data: Prepared, start: dict[str, Any], selected: tuple[np.ndarray,
 
 def generate_score_select(gan: LoadedGan, scorer: Any, data: Prepared, cfg: RefineConfig,
                           select_cfg: Any, generate_cfg: GenerateConfig, score_cfg: ScoreConfig,
-                          device: torch.device) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+                          device: torch.device, temperature: float = 1.0
+                          ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """A fresh pool from ``gan`` (in a temporary directory), scored and selected exactly as the
     main pipeline does; returns the selected images, their labels and stats (FID/KID of the pool
     and of the selection against the real images, in the scorer's space)."""
@@ -62,7 +63,7 @@ def generate_score_select(gan: LoadedGan, scorer: Any, data: Prepared, cfg: Refi
                   pool_dir, {"refine": True})
         images, labels, _ = load_pool(pool_dir)
         scored = run_score(images, labels, load_sources(pool_dir, len(labels)), scorer, gan,
-                           data, score_cfg, device)
+                           data, score_cfg, device, temperature)
         scores = scored.scores
         candidates = Candidates(scores=scores.table, features=scores.pool_features,
                                 images=images, real=data, device=device, classes=data.classes)

@@ -397,7 +397,7 @@ def table_markdown(df: pd.DataFrame, floatfmt: str = ".1f", scale: float = 100.0
 def selection_table(select_stats: dict[str, dict], strategies: list[str],
                     ratios: list[float]) -> str:
     lines = ["| strategy | ratio | chosen / K | shortfall | mean confidence | mean realism | "
-             "agreement | FID | KID |", "|" + "---|" * 9]
+             "agreement | spread vs random | FID | KID |", "|" + "---|" * 10]
     for s in strategies:
         for r in ratios:
             st = select_stats.get(run_key(s, r, 0)[:2])
@@ -408,6 +408,7 @@ def selection_table(select_stats: dict[str, dict], strategies: list[str],
                 f"| {s} | {_ratio_text(r)} | {st['chosen_total']} / {st['k_total']} | "
                 f"{st['shortfall_total']} | {_num(st['mean_confidence'], '.3f')} | "
                 f"{_num(st['mean_realism'], '.2f')} | {_num(st['agreement'], '.2f')} | "
+                f"{_num(st.get('spread_vs_random'), '.2f')} | "
                 f"{_num(fk.get('fid'), '.2f')} | {_num(fk.get('kid'), '.4f')} |")
     return "\n".join(lines)
 
@@ -699,6 +700,52 @@ def _equivalents_section(summary: dict[str, Any], study: Any, ratios: list[str],
     return out
 
 
+def _diagnostics(score: dict[str, Any]) -> list[str]:
+    """Precision/recall/density/coverage per class and the data-copying check."""
+    out: list[str] = []
+    prdc = score.get("prdc")
+    if prdc:
+        m = prdc["mean_over_classes"]
+        out += ["", f"Precision, recall, density and coverage (k = {prdc['k']} nearest neighbours "
+                f"in the scorer's space, each class against its real training images; mean over "
+                f"classes: precision {_num(m['precision'], '.2f')}, recall "
+                f"{_num(m['recall'], '.2f')}, density {_num(m['density'], '.2f')}, coverage "
+                f"{_num(m['coverage'], '.2f')}). Precision: the share of synthetic images that "
+                f"look like some real ones (fidelity); recall and coverage: the share of real "
+                f"images the synthetic ones reach (diversity).", "",
+                "| class | precision | recall | density | coverage |", "|---|---|---|---|---|"]
+        for name, v in prdc["per_class"].items():
+            out.append(f"| {name} | {_num(v['precision'], '.2f')} | {_num(v['recall'], '.2f')} "
+                       f"| {_num(v['density'], '.2f')} | {_num(v['coverage'], '.2f')} |")
+    mem = score.get("memorisation") or {}
+    if mem.get("fraction_closer_to_test") is not None:
+        line = (f"Memorisation check: {mem['fraction_closer_to_test']:.1%} of the synthetic images "
+                f"are closer (scorer space) to a real test image than to any real training image "
+                f"of their class; for real held-out images, which copy nothing, "
+                f"{_num(mem['reference_fraction'], '.1%')}. A generator that copies its training "
+                f"images scores far below the reference.")
+        if mem.get("copying"):
+            line = ("**Warning: the generator seems to copy its training images.** " + line)
+        out += ["", line]
+    return out
+
+
+def _scorer_section(scorer: dict[str, Any]) -> list[str]:
+    cal = scorer.get("calibration")
+    if not cal:
+        return []
+    b, a = cal["before"], cal["after"]
+    return ["## The scorer", "",
+            f"Validation accuracy {scorer.get('best_val_accuracy', 0):.1%} (best epoch "
+            f"{scorer.get('best_epoch')} of {scorer.get('epochs_run')}). Temperature scaling on "
+            f"the validation split ({cal['n']} images): T = {cal['temperature']:.2f}; expected "
+            f"calibration error {b['ece']:.3f} -> {a['ece']:.3f}, negative log-likelihood "
+            f"{b['nll']:.3f} -> {a['nll']:.3f}. The confidence that the confidence, threshold "
+            f"and combined strategies rank and threshold is the calibrated probability. In the "
+            f"reliability diagram below, bars on the diagonal mean a confidence of p is right a "
+            f"fraction p of the time; bars below it, an over-confident scorer.", ""]
+
+
 def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list[str]:
     overall = score["fid_kid"]["overall"]
     out = [
@@ -731,6 +778,7 @@ def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list
                     "the GAN has probably collapsed onto a few images per class, and selecting "
                     "among them can add little. Look at the sample grid below; more GAN steps, a "
                     "wider network or `gan.arch: wgan_gp` may help."]
+    out += _diagnostics(score)
     for space, fk_all in score.get("other_feature_spaces", {}).items():
         o = fk_all["overall"]
         out += ["", f"In the {space} feature space ({o['feature_dim']}-d, resize "
@@ -738,7 +786,10 @@ def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list
                 f"({o['n_real']} real vs {o['n_fake']} synthetic)."]
     out += ["", "### Selections", "", selection_table(select_stats, study.strategies, study.ratios),
             "", "Agreement: the share of chosen images that the real-data scorer assigns to their "
-            "intended class. A strategy that cannot fill K reports a shortfall; it is never padded.",
+            "intended class. Spread vs random: the mean distance (scorer space) from each chosen "
+            "image to its nearest other chosen image of the class, as a share of the same for as "
+            "many images drawn at random; under 1, the strategy favours near-duplicates. A "
+            "strategy that cannot fill K reports a shortfall; it is never padded.",
             ""]
     return out
 
@@ -752,13 +803,17 @@ FIGURE_TITLES = (
     ("Best (left) and worst (right) by confidence", "confidence_best_worst"),
     ("Best (left) and worst (right) by realism", "realism_best_worst"),
     ("Confusion matrices on the source test split (seed of the first run, counts)", "confusion"),
+    ("Synthetic images closest to a training image (top), and that image (below)",
+     "closest_to_train"),
+    ("The scorer's reliability on the validation split", "reliability"),
+    ("Validation accuracy by epoch of every classifier", "training_curves"),
 )
 
 
 def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: dict,
                     score: dict[str, Any], study: Any, source: str, figures: dict[str, str],
                     refine: Any = None, refine_stats: dict | None = None,
-                    real_per_class: int | None = None) -> str:
+                    real_per_class: int | None = None, scorer: dict | None = None) -> str:
     """The human-readable report. ``figures`` maps a name to an image path relative to it."""
     ratios = [_ratio_text(r) for r in study.ratios]
     test_sets = summary["test_sets"]
@@ -783,6 +838,7 @@ def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: 
         out += [f"## Per-class accuracy on {test_set} (mean over seeds, %)", "",
                 table_markdown(per_class_table(df, test_set)), ""]
     out += _pool_section(score, select_stats, study)
+    out += _scorer_section(scorer or {})
     for title, key in FIGURE_TITLES:
         if key in figures:
             out += [f"### {title}", "", f"![{key}]({figures[key]})", ""]

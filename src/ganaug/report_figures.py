@@ -225,3 +225,64 @@ def _place(ax, strategy: str, by_ratio: dict, test_set: str, sizes: list[int], c
         text = "" if strategy == "none" else ("syn" if ratio == "synthetic" else f"{ratio}x")
         ax.annotate(text, (x, eq["accuracy"]), fontsize=6, xytext=(3, 3),
                     textcoords="offset points", color=color)
+
+
+def reliability_figure(calibration: dict, path: str | Path) -> None:
+    """The scorer's reliability diagram on the validation split, before and after temperature
+    scaling: accuracy against mean confidence per confidence bin (the diagonal is calibrated),
+    with bar widths showing how many images each bin holds."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True)
+    for ax, key in zip(axes, ("before", "after"), strict=True):
+        part = calibration[key]
+        bins = [b for b in part["bins"] if b["n"]]
+        centres = [(b["low"] + b["high"]) / 2 for b in bins]
+        width = part["bins"][0]["high"] - part["bins"][0]["low"]
+        ax.bar(centres, [b["accuracy"] for b in bins], width=width * 0.9, color="tab:blue",
+               alpha=0.7, label="accuracy")
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o",
+                color="tab:red", ms=3, label="(mean confidence, accuracy)")
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        t = 1.0 if key == "before" else calibration["temperature"]
+        ax.set_title(f"{key} (T = {t:.2f}): ECE {part['ece']:.3f}, NLL {part['nll']:.3f}",
+                     fontsize=9)
+        ax.set_xlabel("confidence (top class)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def training_curves_figure(train_dir: str | Path, path: str | Path) -> bool:
+    """Validation accuracy by epoch of every classifier the study trained, one panel per kind of
+    run (strategy, or real-only), from the dvclive curves under ``train_dir/<run>``. Returns False
+    (and writes nothing) when there are none."""
+    curves: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+    for tsv in sorted(Path(train_dir).glob("*/plots/metrics/val_accuracy.tsv")):
+        run = tsv.parents[2].name
+        group = run.split("-")[0]
+        curves.setdefault(group, []).append((run, pd.read_csv(tsv, sep="\t")))
+    if not curves:
+        return False
+    plt = _pyplot()
+    n = len(curves)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False,
+                             sharey=True)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (group, runs) in zip(axes.flat, curves.items(), strict=False):
+        for _, t in runs:
+            ax.plot(t["step"], t["val_accuracy"], lw=0.8, alpha=0.7)
+        ax.set_title(f"{group} ({len(runs)} runs)", fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True

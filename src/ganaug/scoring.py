@@ -73,6 +73,14 @@ def load_scores(score_dir: str | Path) -> Scores:
     return Scores(table, feats["pool"], feats["real"], feats["real_labels"])
 
 
+def scorer_temperature(payload: dict[str, Any]) -> float:
+    """The temperature the scorer's checkpoint records (1: not calibrated)."""
+    t = payload.get("meta", {}).get("temperature", 1.0)
+    if not (isinstance(t, int | float) and np.isfinite(t) and t > 0):
+        raise DataFileError(f"the scorer checkpoint records an invalid temperature {t!r}")
+    return float(t)
+
+
 def scorer_features(scorer: Any, x: np.ndarray, batch_size: int, device: Any) -> np.ndarray:
     """The scorer's penultimate features ``(N, D)`` float32 of uint8 images."""
     from ganaug.tensors import batched
@@ -81,13 +89,16 @@ def scorer_features(scorer: Any, x: np.ndarray, batch_size: int, device: Any) ->
 
 
 def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
-                 batch_size: int, device: Any) -> tuple[pd.DataFrame, np.ndarray]:
+                 batch_size: int, device: Any, temperature: float = 1.0
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
     """One row per image and the scorer features ``(N, D)`` float32.
 
     ``images``: uint8 ``(N, C, H, W)`` (a memmap is fine, read a batch at a time); ``labels``:
     the intended labels; ``gan``: a :class:`~ganaug.gan.LoadedGan` (its family's discriminator
-    scores become columns). Columns: ``confidence`` = p(intended label) under the scorer,
-    ``predicted`` / ``predicted_prob`` = its argmax, then the discriminator's scores.
+    scores become columns). Columns: ``confidence`` = p(intended label) under the scorer's
+    ``softmax(logits / temperature)`` (the calibrated probability when the scorer was
+    temperature-scaled), ``predicted`` / ``predicted_prob`` = its argmax, then the
+    discriminator's scores.
     """
     import torch
 
@@ -95,8 +106,8 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
 
     scorer = scorer.eval()
     disc = gan.discriminator.eval()
-    probs = batched(lambda x: torch.softmax(scorer(x).float(), 1), images, batch_size,
-                    device).numpy()
+    probs = batched(lambda x: torch.softmax(scorer(x).float() / temperature, 1), images,
+                    batch_size, device).numpy()
     feats = scorer_features(scorer, images, batch_size, device)
     labels = np.asarray(labels, np.int64)
     labels_t = torch.from_numpy(labels)
@@ -223,7 +234,7 @@ class PoolScores:
 
 
 def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None, scorer: Any,
-              gan: Any, data: Any, cfg: Any, device: Any) -> PoolScores:
+              gan: Any, data: Any, cfg: Any, device: Any, temperature: float = 1.0) -> PoolScores:
     """Everything the score stage computes in the scorer's feature space (Inception aside).
 
     ``images``/``labels``: the pool; ``sources``: ``(N, 2)`` source index and class per image
@@ -238,6 +249,7 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
     subset = fid_subset(labels, cfg.fid_per_class, cfg.seed)
     classes = data.classes
     metrics: dict[str, Any] = {
+        "scorer_temperature": temperature,
         "fid_kid": fid_report(real_feats, y_real, fake_feats[subset], labels[subset], classes,
                               feature_space="scorer", **kid_settings(cfg)),
         "prdc": prdc_report(real_feats, y_real, fake_feats[subset], labels[subset], classes,

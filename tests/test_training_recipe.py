@@ -1,0 +1,202 @@
+"""The classifier recipe: learning-rate schedules, early stopping on a noisy validation set,
+rotations and random erasing, temperature scaling; by hand where possible."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import ganaug.training as training
+from ganaug.calibration import calibration_report, fit_temperature, nll, reliability
+from ganaug.config import TrainConfig
+from ganaug.training import Accel, learning_rate, random_erasing, rotate, train_classifier
+
+CPU = torch.device("cpu")
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+
+
+def test_constant_schedule_with_warmup():
+    cfg = TrainConfig(lr=0.1, epochs=10, warmup_epochs=2)
+    assert learning_rate(cfg, 0) == pytest.approx(0.1 / 25)
+    assert learning_rate(cfg, 1) == pytest.approx(0.1 * (1 / 25 + (24 / 25) / 2))
+    assert learning_rate(cfg, 2) == learning_rate(cfg, 9.5) == 0.1
+
+
+def test_cosine_schedule_decays_to_zero():
+    cfg = TrainConfig(lr=0.1, epochs=10, schedule="cosine")
+    assert learning_rate(cfg, 0) == pytest.approx(0.1)
+    assert learning_rate(cfg, 5) == pytest.approx(0.05)
+    assert learning_rate(cfg, 10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_onecycle_warms_up_for_30_percent_then_decays():
+    cfg = TrainConfig(lr=0.1, epochs=10, schedule="onecycle")
+    assert learning_rate(cfg, 0) == pytest.approx(0.004)
+    assert learning_rate(cfg, 3) == pytest.approx(0.1)
+    assert learning_rate(cfg, 6.5) == pytest.approx(0.05)
+    assert learning_rate(cfg, 10) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(("changes", "key"), [
+    ({"warmup_epochs": 10}, "warmup_epochs"), ({"min_epochs": 11}, "min_epochs"),
+    ({"val_smoothing": 1.0}, "val_smoothing"), ({"erasing_p": 1.5}, "erasing_p"),
+    ({"max_rotation": 200}, "max_rotation"), ({"label_smoothing": -0.1}, "label_smoothing"),
+])
+def test_recipe_knobs_are_checked(changes, key):
+    with pytest.raises(ValueError, match=key):
+        TrainConfig(epochs=10, **changes)
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping on a scripted validation curve
+# --------------------------------------------------------------------------------------------
+
+
+def scripted(monkeypatch, accuracies: list[float]) -> None:
+    """Make every epoch cost nothing and report the given validation accuracies in turn."""
+    it = iter(accuracies)
+    monkeypatch.setattr(training, "_run_epoch", lambda *a, **k: 1.0)
+    monkeypatch.setattr(training, "accuracy", lambda *a, **k: next(it))
+
+
+def tiny_data():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (8, 1, 8, 8), dtype=np.uint8), np.arange(8) % 2
+
+
+def test_min_epochs_keeps_training_through_an_early_plateau(monkeypatch):
+    scripted(monkeypatch, [0.5, 0.4, 0.4, 0.4, 0.6, 0.4, 0.4, 0.4, 0.4, 0.4])
+    x, y = tiny_data()
+    plain = TrainConfig(width=2, epochs=10, patience=2)
+    result = train_classifier(x, y, x, y, 2, plain, 0, CPU)
+    assert result.state.epoch == 3 and result.state.best_epoch == 1  # stopped at the plateau
+    scripted(monkeypatch, [0.5, 0.4, 0.4, 0.4, 0.6, 0.4, 0.4, 0.4, 0.4, 0.4])
+    patient = TrainConfig(width=2, epochs=10, patience=2, min_epochs=5)
+    result = train_classifier(x, y, x, y, 2, patient, 0, CPU)
+    assert result.state.best_epoch == 5 and result.state.epoch == 7
+
+
+def test_smoothing_ignores_a_lucky_spike(monkeypatch):
+    # Raw accuracy spikes at epoch 2; the smoothed curve (weight 0.5) peaks at epoch 5.
+    curve = [0.30, 0.90, 0.30, 0.60, 0.70, 0.50, 0.40, 0.40]
+    scripted(monkeypatch, curve)
+    x, y = tiny_data()
+    cfg = TrainConfig(width=2, epochs=8, patience=8, val_smoothing=0.5)
+    result = train_classifier(x, y, x, y, 2, cfg, 0, CPU)
+    smoothed = [r["val_smoothed"] for r in result.state.history]
+    expected = [0.30]
+    for a in curve[1:]:
+        expected.append(0.5 * expected[-1] + 0.5 * a)
+    assert smoothed == pytest.approx(expected)
+    assert result.state.best_epoch == int(np.argmax(expected)) + 1 == 5
+
+
+def test_every_epoch_is_reported_once(monkeypatch):
+    scripted(monkeypatch, [0.1, 0.2, 0.3])
+    x, y = tiny_data()
+    seen = []
+    train_classifier(x, y, x, y, 2, TrainConfig(width=2, epochs=3, patience=3), 0, CPU,
+                     on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [1, 2, 3]
+    assert set(seen[0]) == {"epoch", "train_loss", "val_accuracy", "val_smoothed", "lr"}
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentations
+# --------------------------------------------------------------------------------------------
+
+
+def test_rotation_by_90_degrees_is_a_quarter_turn():
+    x = torch.arange(16.0).view(1, 1, 4, 4) / 8 - 1  # values in [-1, 1)
+    out = rotate(x, torch.tensor([90.0]))
+    # counter-clockwise as displayed (the top-right corner goes to the top left): torch.rot90
+    assert torch.allclose(out, torch.rot90(x, k=1, dims=(2, 3)), atol=1e-5)
+    assert torch.allclose(rotate(x, torch.tensor([0.0])), x, atol=1e-6)
+
+
+def test_rotation_pads_with_black():
+    x = torch.ones(1, 1, 9, 9)
+    out = rotate(x, torch.tensor([45.0]))
+    assert out[0, 0, 0, 0] == pytest.approx(-1.0) and out[0, 0, 4, 4] == pytest.approx(1.0)
+
+
+def test_random_erasing_zeroes_one_rectangle_per_image():
+    x = torch.ones(64, 1, 20, 20)
+    out = random_erasing(x, 1.0, torch.Generator().manual_seed(0))
+    for img in out[:, 0]:
+        zero = (img == 0).nonzero()
+        assert len(zero) > 0
+        rows, cols = zero[:, 0], zero[:, 1]
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(zero) == h * w  # one rectangle
+        assert 0.01 <= len(zero) / 400 <= 0.40
+    assert torch.equal(random_erasing(x, 0.0, torch.Generator().manual_seed(0)), x)
+
+
+def test_gpu_habits_are_off_on_the_cpu():
+    accel = Accel.for_device(CPU, TrainConfig(amp=True, channels_last=True, compile=False))
+    assert not accel.amp and not accel.channels_last and not accel.compile_model
+    x = torch.rand(2, 1, 8, 8)
+    assert accel.images(x) is x
+
+
+def test_the_recipe_trains_deterministically_on_the_cpu(one_thread):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (24, 1, 8, 8), dtype=np.uint8), np.arange(24) % 3
+    cfg = TrainConfig(width=4, epochs=3, batch_size=8, schedule="onecycle", max_shift=1,
+                      hflip=True, max_rotation=10, erasing_p=0.5, label_smoothing=0.1,
+                      val_smoothing=0.3)
+    a = train_classifier(x, y, x, y, 3, cfg, 1, CPU)
+    b = train_classifier(x, y, x, y, 3, cfg, 1, CPU)
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k]), k
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration
+# --------------------------------------------------------------------------------------------
+
+
+def over_confident(n: int = 2000, k: int = 4, seed: int = 0):
+    """Logits of a 70%-accurate model, multiplied by 6: right most of the time, and far too
+    sure of itself."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    pred = np.where(rng.random(n) < 0.7, labels, rng.integers(0, k, n))
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), pred] += 1.5
+    return logits * 6.0, labels
+
+
+def test_temperature_scaling_lowers_the_nll_of_an_over_confident_model():
+    logits, labels = over_confident()
+    t = fit_temperature(logits, labels)
+    assert t > 2  # it was sharpened 6-fold
+    assert nll(logits, labels, t) < nll(logits, labels) - 0.5
+    report = calibration_report(logits, labels, fit=True)
+    assert report["after"]["ece"] < report["before"]["ece"]
+    assert report["accuracy"] == pytest.approx(((logits / t).argmax(1) == labels).mean())
+
+
+def test_calibration_off_is_the_identity():
+    logits, labels = over_confident(200)
+    report = calibration_report(logits, labels, fit=False)
+    assert report["temperature"] == 1.0 and report["before"] == report["after"]
+
+
+def test_ece_by_hand():
+    # Two images at confidence 0.9 (one right, one wrong), two at 0.6 (both right).
+    probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.4, 0.6]])
+    labels = np.array([0, 1, 1, 1])
+    rel = reliability(probs, labels, bins=10)
+    # |0.5 - 0.9| * 2/4 + |1.0 - 0.6| * 2/4
+    assert rel["ece"] == pytest.approx(0.4)
+    assert sum(b["n"] for b in rel["bins"]) == 4
+    assert math.isclose(rel["bins"][8]["accuracy"], 0.5)
