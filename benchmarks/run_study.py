@@ -1,10 +1,11 @@
 """Run the study with a params file in a fresh git + DVC repo (a copy of this project), timed.
 
-    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...] [--set KEY=VALUE ...]
+    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...] [--set KEY=VALUE ...] [TARGET ...]
 
 ``--link data/raw/fer2013.npz=../shared/data/fer2013.npz`` symlinks a dataset into the copy (the
 target is resolved from the current directory). ``--set gan.arch=wgan_gp`` overrides one params key
-(the value is read as YAML), like ``dvc exp run -S``. Prints the wall time of ``dvc repro`` and writes
+(the value is read as YAML), like ``dvc exp run -S``. TARGETs (stage names, as for ``dvc repro``)
+reproduce only those stages and what they need. Prints the wall time of ``dvc repro`` and writes
 it to DEST/timing.json; results are in DEST/metrics/summary.json and DEST/plots/report/README.md.
 """
 
@@ -66,11 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--link", action="append", default=[], help="REL=TARGET symlink into the copy")
     p.add_argument("--set", action="append", default=[], dest="sets",
                    help="KEY=VALUE params override, KEY dotted (gan.arch=wgan_gp)")
+    p.add_argument("targets", nargs="*", help="stages to reproduce, as for dvc repro (default: all)")
     args = p.parse_args(argv)
     make_repo(args.dest, args.params, args.link, args.sets)
     env = {**os.environ, "PYTHONPATH": str(args.dest / "src")}
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=args.dest, env=env)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *args.targets], cwd=args.dest,
+                          env=env)
     wall = time.monotonic() - start
     (args.dest / "timing.json").write_text(json.dumps(
         {"dvc_repro_seconds": round(wall, 1), "exit_status": proc.returncode}) + "\n")

@@ -94,7 +94,8 @@ def test_the_baseline_and_the_learning_curve_need_no_gan(tmp_path):
     repo = make_study(tmp_path / "study", TINY)
     ran = stages_run(dvc(repo, "repro", "evaluate_baseline", "evaluate_real"))
     p = read_yaml(TINY)["study"]
-    expected = {"prepare@digits", "prepare@typeset", "train_baseline@0", "evaluate_baseline@0"}
+    expected = {"check_params", "prepare@digits", "prepare@typeset", "train_baseline@0",
+                "evaluate_baseline@0"}
     expected |= {f"{st}@{n}-0" for st in ("train_real", "evaluate_real") for n in p["real_sizes"]}
     assert ran == expected
     assert not (repo / "data/synthetic_test.npz").exists() and not (repo / "models/gan.pt").exists()
@@ -131,7 +132,7 @@ def test_adding_a_real_size_runs_only_its_instances(study_copy):
     sizes = read_yaml(study_copy / "params.yaml")["study"]["real_sizes"]
     edit_params(study_copy, **{"study.real_sizes": [*sizes, 24]})
     ran = stages_run(dvc(study_copy, "repro"))
-    assert ran == {"train_real@24-0", "evaluate_real@24-0", "report"}
+    assert ran == {"check_params", "train_real@24-0", "evaluate_real@24-0", "report"}
     summary = json.loads((study_copy / "metrics/summary.json").read_text())
     assert summary["learning_curve"]["digits"]["24"]["real_per_class"] == 24
 
