@@ -58,18 +58,26 @@ def _mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
+def deterministic() -> bool:
+    """Whether deterministic kernels are asked for: yes, unless ``GANAUG_DETERMINISTIC=0``."""
+    return os.environ.get("GANAUG_DETERMINISTIC", "1") not in ("0", "false", "no")
+
+
 def set_determinism(seed: int) -> None:
-    """Seed torch's global generator and ask for deterministic kernels where they exist.
+    """Seed torch's global generator and, by default, ask for deterministic kernels.
 
     Bit-identical results are promised on the CPU; CUDA kernels without a deterministic version
-    only warn.
+    only warn. ``GANAUG_DETERMINISTIC=0`` trades that for speed on a GPU: cuDNN then benchmarks
+    its convolution algorithms (``cudnn.benchmark``) and non-deterministic kernels are allowed.
     """
     import torch
 
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    strict = deterministic()
+    torch.use_deterministic_algorithms(strict, warn_only=True)
+    torch.backends.cudnn.benchmark = not strict
+    if strict:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
