@@ -1,0 +1,256 @@
+"""The worker side: run one stage instance with ``dvc repro --single-item`` in its own workspace.
+
+Why a workspace per instance: DVC locks a repository for the whole of ``dvc repro`` and rewrites
+``dvc.lock`` after every stage, so two instances cannot run in one workspace. Each instance gets a
+directory of hard links to the main workspace's project files and to the instance's dependencies
+(no copies of the data), its own ``.dvc`` that points at the main workspace's DVC cache, and no
+``dvc.lock``. ``dvc repro --single-item`` there runs the command, commits the outputs to the
+shared cache and records the run in DVC's run-cache; the coordinator then restores the result in
+the main workspace from that run-cache (see :mod:`ganaug.parallel.session`).
+
+This module runs inside Dask workers: it imports neither DVC nor torch, and everything it needs
+travels in an :class:`InstanceSpec` (paths absolute on a filesystem every worker shares).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Variables that size the thread pools of PyTorch (OpenMP, MKL), numpy's BLAS and numexpr: set to
+# cores // workers, so N instances at once do not oversubscribe the cores.
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+# Environment variables that say which instance a process belongs to; recorded in its log.
+SEEN_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+TAIL_LINES = 25
+
+# Instance processes started by this process's worker threads, so that an interrupted run can end
+# them (an in-process local cluster runs its tasks in the coordinator's own process).
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What a worker needs to run one stage instance; picklable, built by the coordinator."""
+
+    name: str  # DVC's address of the instance, e.g. "train@random-0.5-0"
+    root: str  # the main workspace (absolute)
+    workspace: str  # this instance's workspace (absolute, inside <root>/.dvc/tmp/parallel/ws)
+    log: str  # this instance's log file (absolute)
+    cache_dir: str  # the main workspace's DVC cache (absolute)
+    files: tuple[str, ...]  # project files to link, relative to root (no dvc.lock, no .dvc/)
+    deps: tuple[str, ...]  # the instance's dependencies, relative to root (files or folders)
+    outs: tuple[str, ...]  # its outputs, relative to root: never linked
+    dvc_config: tuple[str, ...]  # the main workspace's .dvc/config files (absolute) to copy
+    force: bool = False
+    # Environment per worker address (CUDA_VISIBLE_DEVICES, thread counts); a worker that is not
+    # listed (one that joined a cluster later) keeps its own environment.
+    slot_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    name: str
+    returncode: int  # of `dvc repro --single-item`; -1: the workspace could not be prepared
+    seconds: float
+    worker: str
+    env: dict[str, str]  # the SEEN_VARS the instance ran with
+    log: str
+    tail: str  # the last lines of the log (for the failure report)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_instance(spec: InstanceSpec) -> InstanceResult:
+    """Prepare the instance's workspace and run ``dvc repro --single-item`` in it (a Dask task).
+
+    The workspace is removed after a success and kept after a failure (a rerun reuses it, and a
+    resume checkpoint the stage left there).
+    """
+    start = time.monotonic()
+    worker = _worker_address()
+    env = instance_env(os.environ, spec.slot_env.get(worker, {}))
+    seen = {k: env[k] for k in SEEN_VARS if k in env}
+    log_path = Path(spec.log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        prepare_workspace(spec)
+    except OSError as exc:
+        log_path.write_text(f"ganaug.parallel: could not prepare {spec.workspace}: {exc}\n")
+        return InstanceResult(spec.name, -1, time.monotonic() - start, worker, seen, spec.log,
+                              tail_of(log_path))
+    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", spec.name]
+    if spec.force:
+        cmd.append("--force")
+    with log_path.open("w") as out:
+        out.write(f"# ganaug.parallel: {spec.name} on worker {worker} in {spec.workspace}; "
+                  + " ".join(f"{k}={v}" for k, v in seen.items()) + "\n")
+        out.flush()
+        returncode = _run(cmd, spec.workspace, env, out)
+    if returncode == 0:
+        shutil.rmtree(spec.workspace, ignore_errors=True)
+    return InstanceResult(spec.name, returncode, time.monotonic() - start, worker, seen,
+                          spec.log, "" if returncode == 0 else tail_of(log_path))
+
+
+def instance_env(base: Mapping[str, str], slot: Mapping[str, str]) -> dict[str, str]:
+    """The worker's environment with its slot's variables (GPU, threads) on top."""
+    env = dict(base)
+    env.update(slot)
+    return env
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    return dict.fromkeys(THREAD_VARS, str(threads))
+
+
+def terminate_running() -> None:
+    """End the instance processes this process started (on an interrupted run)."""
+    with _running_lock:
+        procs = list(_running)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _run(cmd: list[str], cwd: str, env: dict[str, str], out) -> int:
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    with _running_lock:
+        _running.add(proc)
+    try:
+        return proc.wait()
+    finally:
+        with _running_lock:
+            _running.discard(proc)
+
+
+def _worker_address() -> str:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # called outside a Dask worker (tests, a debugger)
+        return "local"
+
+
+# --------------------------------------------------------------------------------------------
+# The workspace
+# --------------------------------------------------------------------------------------------
+
+
+def prepare_workspace(spec: InstanceSpec) -> None:
+    """(Re)build the instance's workspace: links to the project files and dependencies, a
+    ``.dvc`` that uses the shared cache, no outputs and no ``dvc.lock``.
+
+    A workspace left by an earlier, interrupted attempt keeps what is not rebuilt here (a resume
+    checkpoint under ``.checkpoints/``); everything else is replaced, so it mirrors the main
+    workspace as it is now.
+    """
+    root, ws = Path(spec.root), Path(spec.workspace)
+    _check_inside(ws, root / ".dvc" / "tmp" / "parallel")
+    rebuilt = {Path(p).parts[0] for p in (*spec.files, *spec.deps, *spec.outs)} | {".dvc"}
+    if ws.exists():
+        for name in rebuilt:
+            _remove(ws / name)
+    ws.mkdir(parents=True, exist_ok=True)
+    for rel in spec.files:
+        if not _inside_any(rel, spec.outs):
+            link_path(root, ws, rel)
+    for rel in spec.deps:
+        link_path(root, ws, rel, skip=spec.outs)
+    _write_dvc_dir(ws, spec)
+
+
+def link_path(root: Path, ws: Path, rel: str, skip: Iterable[str] = ()) -> None:
+    """Hard-link ``root/rel`` (a file, or every file under a folder) to ``ws/rel``.
+
+    Hard links cost no space and no copying; stages write outputs atomically (a new file renamed
+    into place), so they never write through a link into the main workspace. A symlink is
+    recreated as an absolute symlink; across filesystems a file is copied.
+    """
+    src = root / rel
+    if src.is_dir() and not src.is_symlink():
+        for dirpath, _, names in os.walk(src):
+            for name in names:
+                sub = os.path.relpath(os.path.join(dirpath, name), root)
+                if not _inside_any(sub, skip):
+                    _link_file(root / sub, ws / sub)
+    elif src.exists() or src.is_symlink():
+        _link_file(src, ws / rel)
+
+
+def _link_file(src: Path, dst: Path) -> None:
+    if dst.exists() or dst.is_symlink():
+        return  # already placed (a project file that is also a dependency)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink():
+        os.symlink(os.path.realpath(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _write_dvc_dir(ws: Path, spec: InstanceSpec) -> None:
+    """``.dvc/`` with the main workspace's config, plus: the shared cache, no git (the workspace
+    is not a git repository: DVC must not look for one above it), DVC's per-repository state
+    inside the workspace (so it goes away with it), and no analytics or update checks from the
+    ~150 DVC processes of a run."""
+    from configobj import ConfigObj  # the format DVC reads (DVC depends on it)
+
+    dvc_dir = ws / ".dvc"
+    dvc_dir.mkdir()
+    for path in spec.dvc_config:
+        shutil.copy2(path, dvc_dir / Path(path).name)
+    local = ConfigObj(str(dvc_dir / "config.local"))
+    local.setdefault("cache", {})["dir"] = spec.cache_dir
+    local.setdefault("core", {}).update({
+        "no_scm": "true", "analytics": "false", "check_update": "false",
+        "site_cache_dir": str(dvc_dir / "tmp" / "site"),
+    })
+    local.write()
+
+
+def _check_inside(path: Path, parent: Path) -> None:
+    """Workspaces are deleted wholesale: refuse any path outside the folder made for them."""
+    if not path.resolve().is_relative_to(parent.resolve()) or path.resolve() == parent.resolve():
+        raise OSError(f"{path}: an instance workspace must lie inside {parent}")
+
+
+def _inside_any(rel: str, paths: Iterable[str]) -> bool:
+    parts = Path(rel).parts
+    return any(parts[: len(Path(p).parts)] == Path(p).parts for p in paths)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def tail_of(path: Path, lines: int = TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
