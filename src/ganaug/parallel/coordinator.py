@@ -9,7 +9,9 @@ instance stops only its dependents; independent instances go on, and the run exi
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganaug.parallel.engine import Engine
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ganaug.parallel")
 
+# dvc.lock is rewritten whole on each write: at most this often while instances run, and at the end.
+FLUSH_EVERY_S = 30.0
+
 
 @dataclass
 class Summary:
@@ -29,7 +34,7 @@ class Summary:
     ran: list[str] = field(default_factory=list)  # on a worker
     restored: list[str] = field(default_factory=list)  # from DVC's cache, no command run
     up_to_date: list[str] = field(default_factory=list)
-    ran_here: list[str] = field(default_factory=list)  # in the main workspace (see Session)
+    ran_here: list[str] = field(default_factory=list)  # in the main workspace (workers_can_run)
     failed: list[str] = field(default_factory=list)
     not_run: list[str] = field(default_factory=list)  # downstream of a failure
     results: dict[str, InstanceResult] = field(default_factory=dict)
@@ -56,7 +61,7 @@ class Coordinator:
         self.summary = Summary()
         self.pending: list[Stage] = list(self.plan.order)  # not decided yet, in DVC's order
         self.queue: list[Stage] = []  # decided: needs a worker, waiting for a free one
-        self.running: dict[object, Stage] = {}  # future -> instance
+        self.running: dict[object, tuple[Stage, InstanceSpec]] = {}  # future -> instance
         self.done: set[Stage] = set()  # recorded in the main workspace
         self.blocked: set[Stage] = set()  # failed, or downstream of a failure
         self.files = project_files(session.root)
@@ -69,7 +74,7 @@ class Coordinator:
             while self.pending or self.queue or self.running:
                 self._decide_ready()
                 self._dispatch()
-                self.session.flush()
+                self.session.flush(every=FLUSH_EVERY_S)
                 if not self.running:
                     if not self.queue and not any(self._ready(s) for s in self.pending):
                         break  # the rest waits on failed instances
@@ -120,7 +125,7 @@ class Coordinator:
             spec = self._spec(stage)
             future = self.engine.client.submit(run_instance, spec, key=f"instance-{spec.name}",
                                                pure=False, retries=0)
-            self.running[future] = stage
+            self.running[future] = (stage, spec)
             log.info("start    %s", spec.name)
             free -= 1
 
@@ -138,10 +143,10 @@ class Coordinator:
 
     def _collect(self, finished) -> None:
         order = {s: i for i, s in enumerate(self.plan.order)}
-        for future in sorted(finished, key=lambda f: order[self.running[f]]):
-            stage = self.running.pop(future)
+        for future in sorted(finished, key=lambda f: order[self.running[f][0]]):
+            stage, spec = self.running.pop(future)
             result = self._result(future, stage)
-            if result is not None and result.ok and self._record(stage, result):
+            if result is not None and result.ok and self._record(stage, spec, result):
                 continue
             self._fail(stage, result)
 
@@ -152,14 +157,15 @@ class Coordinator:
             log.exception("%s: its task raised", stage.addressing)
             return None
 
-    def _record(self, stage: Stage, result: InstanceResult) -> bool:
-        """Restore a worker's result in the main workspace; False if DVC could not."""
+    def _record(self, stage: Stage, spec: InstanceSpec, result: InstanceResult) -> bool:
+        """Record a worker's result in the main workspace; False if that failed."""
         try:
-            self.session.finish(stage)
+            self.session.finish(stage, Path(spec.workspace))
         except Exception:  # DVC's errors, OSError, ...: this instance failed, others go on
             log.exception("%s: ran, but restoring its result in the main workspace failed",
                           stage.addressing)
             return False
+        shutil.rmtree(spec.workspace, ignore_errors=True)
         self.done.add(stage)
         self.summary.ran.append(stage.addressing)
         self.summary.results[stage.addressing] = result

@@ -2,13 +2,14 @@
 
 The coordinator holds the main workspace's repository lock for the whole run, as ``dvc repro``
 does, and drives each stage instance through DVC's own ``Stage.reproduce``: DVC decides whether
-the instance changed, restores it from the run-cache when it can, hashes and commits its outputs
-and writes ``dvc.lock``. The one step it does not take here is running the command: while a
-session is open, DVC's ``cmd_run`` raises :class:`CommandDeferred` instead, the coordinator runs
-the command on a worker (``dvc repro --single-item`` in an isolated workspace, whose result lands
-in the shared run-cache), and calls ``Stage.reproduce`` again, which now restores it. So DVC makes
-every decision and is the only writer of ``dvc.lock``, and a parallel run skips, restores and
-records exactly what ``dvc repro`` would.
+the instance changed, restores it from its cache or run-cache when it can, hashes and commits the
+outputs, saves the run-cache entry and writes ``dvc.lock``. The one step it does not take here is
+running the command. While a session is open, DVC's ``cmd_run`` either raises
+:class:`CommandDeferred` (the first pass: the coordinator sends the instance to a worker, which
+runs ``dvc repro --single-item`` in a workspace of its own) or, once the worker is done, moves
+the outputs the worker made into the main workspace in place of running the command (the second
+pass). Everything around that step is DVC's, so a parallel run skips, restores and records
+exactly what ``dvc repro`` would, and DVC is the only writer of ``dvc.lock``.
 
 DVC writes ``dvc.lock`` in place (truncate, then write); a run killed during that write would
 leave a broken file. Before each write a copy is kept under ``.dvc/tmp/parallel/``, and the next
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +52,7 @@ class SessionError(RuntimeError):
 class Outcome(enum.Enum):
     UP_TO_DATE = "up to date"  # DVC: "didn't change, skipping"
     RESTORED = "restored"  # checked out from DVC's cache or run-cache; dvc.lock to update
-    RAN_HERE = "ran here"  # a command DVC's run-cache cannot carry, run in the main workspace
+    RAN_HERE = "ran here"  # a command no worker can run (see workers_can_run), run in main
     NEEDS_WORKER = "needs a worker"
 
 
@@ -72,36 +75,54 @@ class Session:
         self.plan = make_plan(repo, targets)
         self.work_dir = Path(repo.tmp_dir) / PARALLEL_DIR
         self._to_dump: list[Stage] = []
+        self._flushed = time.monotonic()
+
+    def ignore_outputs(self) -> None:
+        """Add every output of the plan to its ``.gitignore`` now, in DVC's order.
+
+        DVC adds an output to ``.gitignore`` when it records the output, and a folder's hash
+        covers the ``.gitignore`` inside it (``data/prepared``, which ``evaluate`` depends on,
+        holds one). Recording in the order workers finish would order the lines, and so hash the
+        folder, unlike ``dvc repro``; adding them up front in its order gives its bytes.
+        """
+        for stage in self.plan.order:
+            for out in stage.outs:
+                if out.use_scm_ignore:  # cached outputs in a git repository
+                    Path(out.fs_path).parent.mkdir(parents=True, exist_ok=True)
+                    out.ignore()
 
     # ---- one instance --------------------------------------------------------------------
 
     def advance(self, stage: Stage, force: bool = False) -> Outcome:
-        """Take one instance as far as DVC can without running its command here."""
+        """Take one instance as far as DVC can without running its command (first pass)."""
         try:
-            ret = self._reproduce(stage, force=force)
+            with self._cmd_run.use(_deferring_cmd_run):
+                ret = self._reproduce(stage, force=force)
         except CommandDeferred:
             _forget_outputs(stage)
-            if carried_by_run_cache(stage):
+            if workers_can_run(stage):
                 return Outcome.NEEDS_WORKER
-            log.warning("%s runs in the main workspace: DVC's run-cache cannot carry its result "
-                        "back from a worker (no dependencies, a persistent output, or "
-                        "always_changed)", stage.addressing)
+            log.warning("%s runs in the main workspace: it has a persistent output or one "
+                        "outside the repository, which a worker's workspace cannot hold",
+                        stage.addressing)
             return self._run_here(stage, force)
         if ret is None:
             return Outcome.UP_TO_DATE
         self._to_dump.append(stage)
         return Outcome.RESTORED
 
-    def finish(self, stage: Stage) -> None:
-        """Record an instance a worker ran: DVC restores it from the run-cache it filled."""
-        try:
-            ret = self._reproduce(stage, force=False)
-        except CommandDeferred:
-            raise SessionError(
-                f"{stage.addressing}: the worker finished, but DVC's run-cache has no entry for "
-                f"its result, so it cannot be restored here") from None
-        if ret is not None:
-            self._to_dump.append(stage)
+    def finish(self, stage: Stage, workspace: Path) -> None:
+        """Record an instance a worker ran (second pass): DVC runs the stage, the worker's
+        outputs moved in where the command would run, then hashes, caches and records them.
+
+        ``advance`` already went through ``Stage.reproduce`` up to the command, so this goes
+        straight to ``Stage.run``; ``force`` only skips the run-cache lookup that found nothing
+        there.
+        """
+        adopt = functools.partial(_adopting_cmd_run, workspace=workspace, root=self.root)
+        with self._cmd_run.use(adopt):
+            stage.run(force=True)
+        self._to_dump.append(stage)
 
     def _reproduce(self, stage: Stage, force: bool) -> Stage | None:
         return stage.reproduce(upstream=self.plan.upstream[stage], force=force)
@@ -116,9 +137,17 @@ class Session:
 
     # ---- dvc.lock ------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, every: float = 0.0) -> None:
         """Write the lock entries of the instances recorded since the last flush, one write per
-        dvc.lock (DVC rewrites the whole file each time, so batching saves seconds per stage)."""
+        dvc.lock, if ``every`` seconds have passed since the last write.
+
+        DVC rewrites the whole file each time (1 to 2 s for the default study's ~150 entries);
+        ``dvc repro`` does that after every stage. An instance recorded but not yet written is
+        restored from the run-cache, or run again, by the next run if this one is killed.
+        """
+        if not self._to_dump or time.monotonic() - self._flushed < every:
+            return
+        self._flushed = time.monotonic()
         by_file: dict[str, list[Stage]] = {}
         for stage in self._to_dump:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
@@ -153,14 +182,16 @@ class Session:
 def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Session]:
     """Open the DVC repository (at ``root`` or around the current directory) the way
     ``dvc repro`` does: its lock held throughout, git bookkeeping (``.gitignore``) collected and
-    reported at the end; and stage commands deferred to workers."""
+    reported at the end."""
     from dvc.repo import Repo, lock_repo
 
     with Repo(root) as repo:
         recover_lockfiles(repo)
         cmd_run = _CmdRun()
-        with lock_repo(repo), repo.scm_context(), cmd_run.use(_deferring_cmd_run):
-            yield Session(repo, targets, cmd_run)
+        with lock_repo(repo), repo.scm_context(), _params_files_parsed_once():
+            session = Session(repo, targets, cmd_run)
+            session.ignore_outputs()
+            yield session
 
 
 def make_plan(repo: Repo, targets: Sequence[str]) -> Plan:
@@ -193,11 +224,11 @@ def _forget_outputs(stage: Stage) -> None:
         out.hash_info = HashInfo()
 
 
-def carried_by_run_cache(stage: Stage) -> bool:
-    """Whether DVC's run-cache can hold this stage's result (DVC's own test for saving one)."""
-    from dvc.stage.cache import _can_hash
-
-    return bool(_can_hash(stage))
+def workers_can_run(stage: Stage) -> bool:
+    """A worker's workspace holds the outputs it makes, not ones a command updates in place
+    (``persist``) nor ones outside the repository."""
+    return all(out.protocol == "local" and out.is_in_repo and not out.persist
+               for out in stage.outs)
 
 
 def project_files(root: Path) -> tuple[str, ...]:
@@ -225,6 +256,24 @@ def _deferring_cmd_run(stage: Stage, dry: bool = False, run_env: dict | None = N
     raise CommandDeferred(stage.addressing)
 
 
+def _adopting_cmd_run(stage: Stage, dry: bool = False, run_env: dict | None = None, *,
+                      workspace: Path, root: Path) -> None:
+    """In place of running the command: move the outputs a worker made into the main workspace
+    (DVC has just removed the old ones, as before running a command)."""
+    for out in stage.outs:
+        rel = os.path.relpath(out.fs_path, root)
+        made = workspace / rel
+        if not (made.exists() or made.is_symlink()):
+            raise SessionError(f"{stage.addressing}: the worker did not leave {rel} in {workspace}")
+        dest = root / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        shutil.move(made, dest)  # a rename: the workspace lies inside the repository
+
+
 class _CmdRun:
     """Switches DVC's ``dvc.stage.run.cmd_run``, which ``run_stage`` looks up at call time, after
     it has tried the run-cache, between DVC's own and one that raises :class:`CommandDeferred`."""
@@ -247,6 +296,38 @@ class _CmdRun:
             yield
         finally:
             self.module.cmd_run = before
+
+
+@contextlib.contextmanager
+def _params_files_parsed_once() -> Iterator[None]:
+    """Parse each params file once per version, not on every look at a ``params`` dependency.
+
+    DVC re-reads ``params.yaml`` each time it checks or hashes a stage's params (with ruamel.yaml,
+    ~0.1 s for this project's file); a coordinator recording ~150 instances would spend minutes
+    of CPU on it. The cache key includes the file's inode, size and modification time.
+    """
+    import copy
+
+    import dvc.dependency.param as dvc_param
+
+    original = dvc_param.load_path
+    parsed: dict[tuple, object] = {}
+
+    def load_path(path, fs, **kwargs):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return original(path, fs, **kwargs)
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns, tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = original(path, fs, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    dvc_param.load_path = load_path
+    try:
+        yield
+    finally:
+        dvc_param.load_path = original
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,9 +4,9 @@ Why a workspace per instance: DVC locks a repository for the whole of ``dvc repr
 ``dvc.lock`` after every stage, so two instances cannot run in one workspace. Each instance gets a
 directory of hard links to the main workspace's project files and to the instance's dependencies
 (no copies of the data), its own ``.dvc`` that points at the main workspace's DVC cache, and no
-``dvc.lock``. ``dvc repro --single-item`` there runs the command, commits the outputs to the
-shared cache and records the run in DVC's run-cache; the coordinator then restores the result in
-the main workspace from that run-cache (see :mod:`ganaug.parallel.session`).
+``dvc.lock``. ``dvc repro --single-item`` there runs the command (or restores it from the shared
+run-cache) and checks that it made its outputs; the coordinator then records them in the main
+workspace through DVC (see :mod:`ganaug.parallel.session`).
 
 This module runs inside Dask workers: it imports neither DVC nor torch, and everything it needs
 travels in an :class:`InstanceSpec` (paths absolute on a filesystem every worker shares).
@@ -33,6 +33,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NU
 # Environment variables that say which instance a process belongs to; recorded in its log.
 SEEN_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
 TAIL_LINES = 25
+# Files the coordinator's DVC appends to while instances run: copied, never linked.
+APPENDED_IN_PLACE = (".gitignore",)
 
 # Instance processes started by this process's worker threads, so that an interrupted run can end
 # them (an in-process local cluster runs its tasks in the coordinator's own process).
@@ -77,8 +79,9 @@ class InstanceResult:
 def run_instance(spec: InstanceSpec) -> InstanceResult:
     """Prepare the instance's workspace and run ``dvc repro --single-item`` in it (a Dask task).
 
-    The workspace is removed after a success and kept after a failure (a rerun reuses it, and a
-    resume checkpoint the stage left there).
+    The outputs stay in the workspace for the coordinator to take (it then removes the
+    workspace). After a failure the workspace stays: a rerun reuses it, and a resume checkpoint
+    the stage left there.
     """
     start = time.monotonic()
     worker = _worker_address()
@@ -100,8 +103,6 @@ def run_instance(spec: InstanceSpec) -> InstanceResult:
                   + " ".join(f"{k}={v}" for k, v in seen.items()) + "\n")
         out.flush()
         returncode = _run(cmd, spec.workspace, env, out)
-    if returncode == 0:
-        shutil.rmtree(spec.workspace, ignore_errors=True)
     return InstanceResult(spec.name, returncode, time.monotonic() - start, worker, seen,
                           spec.log, "" if returncode == 0 else tail_of(log_path))
 
@@ -184,7 +185,8 @@ def link_path(root: Path, ws: Path, rel: str, skip: Iterable[str] = ()) -> None:
 
     Hard links cost no space and no copying; stages write outputs atomically (a new file renamed
     into place), so they never write through a link into the main workspace. A symlink is
-    recreated as an absolute symlink; across filesystems a file is copied.
+    recreated as an absolute symlink; across filesystems a file is copied, and so is a file that
+    DVC in the main workspace appends to in place (``.gitignore``).
     """
     src = root / rel
     if src.is_dir() and not src.is_symlink():
@@ -204,10 +206,13 @@ def _link_file(src: Path, dst: Path) -> None:
     if src.is_symlink():
         os.symlink(os.path.realpath(src), dst)
         return
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    if src.name not in APPENDED_IN_PLACE:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass  # another filesystem: copy
+    shutil.copy2(src, dst)
 
 
 def _write_dvc_dir(ws: Path, spec: InstanceSpec) -> None:
