@@ -231,22 +231,16 @@ def test_workspace_links_project_and_deps_but_not_outputs(tmp_path):
                       "out/old.txt": "stale", "data/.gitignore": "/in.bin\n"}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    (root / ".dvc").mkdir()
-    (root / ".dvc/config").write_text("[core]\n    autostage = true\n")
     ws = root / ".dvc/tmp/parallel/ws/stage"
     spec = InstanceSpec(name="stage", root=str(root), workspace=str(ws), log=str(tmp_path / "l"),
-                        cache_dir="/shared/cache", files=("code.py", "data/.gitignore"),
-                        deps=("data",), outs=("out/old.txt",),
-                        dvc_config=(str(root / ".dvc/config"),))
+                        commands=(), wdir=".", files=("code.py", "data/.gitignore"),
+                        deps=("data",), outs=("out/old.txt",))
     prepare_workspace(spec)
 
     assert os.path.samefile(ws / "code.py", root / "code.py")  # a link, not a copy
     assert os.path.samefile(ws / "data/sub/more.bin", root / "data/sub/more.bin")
     assert not os.path.samefile(ws / "data/.gitignore", root / "data/.gitignore")  # copied
     assert not (ws / "out/old.txt").exists()
-    local = (ws / ".dvc/config.local").read_text()
-    assert "dir = /shared/cache" in local and "no_scm = true" in local
-    assert "autostage = true" in (ws / ".dvc/config").read_text()
 
     # A rerun rebuilds the workspace but keeps a resume checkpoint left there.
     (ws / ".checkpoints").mkdir()

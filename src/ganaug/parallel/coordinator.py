@@ -136,9 +136,8 @@ class Coordinator:
         safe = "".join(c if c.isalnum() or c in "@-_.," else "_" for c in name)
         return InstanceSpec(
             name=name, root=str(self.session.root), workspace=str(work / "ws" / safe),
-            log=str(work / "logs" / f"{safe}.log"), cache_dir=self.session.cache_dir(),
-            files=self.files, deps=deps, outs=outs,
-            dvc_config=self.session.dvc_config_files(), force=self.force,
+            log=str(work / "logs" / f"{safe}.log"), commands=self.session.command(stage),
+            wdir=self.session.wdir(stage), files=self.files, deps=deps, outs=outs,
             slot_env=self.engine.slot_env)
 
     def _collect(self, finished) -> None:

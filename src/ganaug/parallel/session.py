@@ -6,9 +6,8 @@ the instance changed, restores it from its cache or run-cache when it can, hashe
 outputs, saves the run-cache entry and writes ``dvc.lock``. The one step it does not take here is
 running the command. While a session is open, DVC's ``cmd_run`` either raises
 :class:`CommandDeferred` (the first pass: the coordinator sends the instance to a worker, which
-runs ``dvc repro --single-item`` in a workspace of its own) or, once the worker is done, moves
-the outputs the worker made into the main workspace in place of running the command (the second
-pass). Everything around that step is DVC's, so a parallel run skips, restores and records
+runs the command in a workspace of its own) or, once the worker is done, moves the outputs the
+worker made into the main workspace in place of running the command (the second pass). Everything around that step is DVC's, so a parallel run skips, restores and records
 exactly what ``dvc repro`` would, and DVC is the only writer of ``dvc.lock``.
 
 DVC writes ``dvc.lock`` in place (truncate, then write); a run killed during that write would
@@ -159,12 +158,17 @@ class Session:
 
     # ---- what a worker needs -------------------------------------------------------------
 
-    def cache_dir(self) -> str:
-        return str(self.repo.cache.legacy.path)
+    def command(self, stage: Stage) -> tuple[tuple[str, ...], ...]:
+        """The argv DVC would run for each line of the stage's ``cmd``: DVC's own shell choice
+        and options (``$SHELL --noprofile --norc -c LINE`` for bash)."""
+        from dvc.stage.run import _enforce_cmd_list, _make_cmd, get_executable
 
-    def dvc_config_files(self) -> tuple[str, ...]:
-        names = ("config", "config.local")
-        return tuple(str(p) for n in names if (p := Path(self.repo.dvc_dir) / n).is_file())
+        executable = get_executable()
+        return tuple(tuple(_make_cmd(executable, line) if executable else [line])
+                     for line in _enforce_cmd_list(stage.cmd))
+
+    def wdir(self, stage: Stage) -> str:
+        return os.path.relpath(stage.wdir, self.root)
 
     def paths(self, stage: Stage) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The instance's dependencies and outputs inside the workspace, relative to its root."""
@@ -282,9 +286,11 @@ class _CmdRun:
         import dvc
         import dvc.stage.run as dvc_run
 
-        if not callable(getattr(dvc_run, "cmd_run", None)):
-            raise SessionError(f"DVC {dvc.__version__} has no dvc.stage.run.cmd_run; "
-                               f"ganaug.parallel was written against DVC 3 (requirements.txt)")
+        needed = ("cmd_run", "_make_cmd", "_enforce_cmd_list", "get_executable")
+        if not all(callable(getattr(dvc_run, name, None)) for name in needed):
+            raise SessionError(f"DVC {dvc.__version__}: dvc.stage.run lacks one of "
+                               f"{', '.join(needed)}; ganaug.parallel was written against "
+                               f"DVC 3 (requirements.txt)")
         self.module = dvc_run
         self.original = dvc_run.cmd_run
 

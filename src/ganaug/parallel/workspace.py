@@ -1,15 +1,16 @@
-"""The worker side: run one stage instance with ``dvc repro --single-item`` in its own workspace.
+"""The worker side: run one stage instance's command in a workspace of its own.
 
-Why a workspace per instance: DVC locks a repository for the whole of ``dvc repro`` and rewrites
-``dvc.lock`` after every stage, so two instances cannot run in one workspace. Each instance gets a
-directory of hard links to the main workspace's project files and to the instance's dependencies
-(no copies of the data), its own ``.dvc`` that points at the main workspace's DVC cache, and no
-``dvc.lock``. ``dvc repro --single-item`` there runs the command (or restores it from the shared
-run-cache) and checks that it made its outputs; the coordinator then records them in the main
-workspace through DVC (see :mod:`ganaug.parallel.session`).
+Why a workspace per instance: outputs of instances that run at once must not meet, and a killed
+instance must leave nothing in the main workspace that DVC could take for a result. Each
+instance gets a directory of hard links to the main workspace's project files and to the
+instance's dependencies (no copies of the data), and runs its command there, exactly as DVC
+would run it (the argv and environment variables come from DVC's own functions, see
+:meth:`ganaug.parallel.session.Session.command`). The coordinator then moves the outputs into
+the main workspace, where DVC hashes, caches and records them.
 
-This module runs inside Dask workers: it imports neither DVC nor torch, and everything it needs
-travels in an :class:`InstanceSpec` (paths absolute on a filesystem every worker shares).
+This module runs on Dask workers; it needs neither torch nor a DVC repository (only one DVC
+helper), and everything it needs travels in an :class:`InstanceSpec` (paths absolute on a
+filesystem that every worker shares).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -50,12 +50,11 @@ class InstanceSpec:
     root: str  # the main workspace (absolute)
     workspace: str  # this instance's workspace (absolute, inside <root>/.dvc/tmp/parallel/ws)
     log: str  # this instance's log file (absolute)
-    cache_dir: str  # the main workspace's DVC cache (absolute)
+    commands: tuple[tuple[str, ...], ...]  # argv of each line of the stage's cmd, as DVC runs it
+    wdir: str  # where the commands run, relative to root ("." for most stages)
     files: tuple[str, ...]  # project files to link, relative to root (no dvc.lock, no .dvc/)
     deps: tuple[str, ...]  # the instance's dependencies, relative to root (files or folders)
     outs: tuple[str, ...]  # its outputs, relative to root: never linked
-    dvc_config: tuple[str, ...]  # the main workspace's .dvc/config files (absolute) to copy
-    force: bool = False
     # Environment per worker address (CUDA_VISIBLE_DEVICES, thread counts); a worker that is not
     # listed (one that joined a cluster later) keeps its own environment.
     slot_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -64,7 +63,7 @@ class InstanceSpec:
 @dataclass(frozen=True)
 class InstanceResult:
     name: str
-    returncode: int  # of `dvc repro --single-item`; -1: the workspace could not be prepared
+    returncode: int  # of the first command that failed, else 0; -1: no workspace
     seconds: float
     worker: str
     env: dict[str, str]  # the SEEN_VARS the instance ran with
@@ -77,7 +76,7 @@ class InstanceResult:
 
 
 def run_instance(spec: InstanceSpec) -> InstanceResult:
-    """Prepare the instance's workspace and run ``dvc repro --single-item`` in it (a Dask task).
+    """Prepare the instance's workspace and run its command there (a Dask task).
 
     The outputs stay in the workspace for the coordinator to take (it then removes the
     workspace). After a failure the workspace stays: a rerun reuses it, and a resume checkpoint
@@ -89,27 +88,41 @@ def run_instance(spec: InstanceSpec) -> InstanceResult:
     seen = {k: env[k] for k in SEEN_VARS if k in env}
     log_path = Path(spec.log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        prepare_workspace(spec)
-    except OSError as exc:
-        log_path.write_text(f"ganaug.parallel: could not prepare {spec.workspace}: {exc}\n")
-        return InstanceResult(spec.name, -1, time.monotonic() - start, worker, seen, spec.log,
-                              tail_of(log_path))
-    cmd = [sys.executable, "-m", "dvc", "repro", "--single-item", spec.name]
-    if spec.force:
-        cmd.append("--force")
     with log_path.open("w") as out:
         out.write(f"# ganaug.parallel: {spec.name} on worker {worker} in {spec.workspace}; "
                   + " ".join(f"{k}={v}" for k, v in seen.items()) + "\n")
-        out.flush()
-        returncode = _run(cmd, spec.workspace, env, out)
+        try:
+            prepare_workspace(spec)
+        except OSError as exc:
+            out.write(f"could not prepare the workspace: {exc}\n")
+            returncode = -1
+        else:
+            returncode = _run_commands(spec, env, out)
     return InstanceResult(spec.name, returncode, time.monotonic() - start, worker, seen,
                           spec.log, "" if returncode == 0 else tail_of(log_path))
 
 
+def _run_commands(spec: InstanceSpec, env: dict[str, str], out) -> int:
+    """Run each line of the stage's command like DVC does (stop at the first failure)."""
+    out.write(f"Running stage '{spec.name}':\n")
+    cwd = str(Path(spec.workspace) / spec.wdir)
+    env = {**env, "DVC_ROOT": spec.workspace, "DVC_STAGE": spec.name}  # as DVC sets them
+    for argv in spec.commands:
+        out.write(f"> {argv[-1]}\n")  # DVC runs [shell, options..., "-c", line]
+        out.flush()
+        returncode = _run(list(argv), cwd, env, out)
+        if returncode != 0:
+            out.write(f"ERROR: failed to run: {argv[-1]}, exited with {returncode}\n")
+            return returncode
+    return 0
+
+
 def instance_env(base: Mapping[str, str], slot: Mapping[str, str]) -> dict[str, str]:
-    """The worker's environment with its slot's variables (GPU, threads) on top."""
-    env = dict(base)
+    """The worker's environment with its slot's variables (GPU, threads) on top, as DVC hands
+    it to a command (``fix_env`` undoes what pyenv and PyInstaller change)."""
+    from dvc.utils import fix_env
+
+    env = fix_env(dict(base))
     env.update(slot)
     return env
 
@@ -158,8 +171,8 @@ def _worker_address() -> str:
 
 
 def prepare_workspace(spec: InstanceSpec) -> None:
-    """(Re)build the instance's workspace: links to the project files and dependencies, a
-    ``.dvc`` that uses the shared cache, no outputs and no ``dvc.lock``.
+    """(Re)build the instance's workspace: links to the project files and dependencies, no
+    outputs.
 
     A workspace left by an earlier, interrupted attempt keeps what is not rebuilt here (a resume
     checkpoint under ``.checkpoints/``); everything else is replaced, so it mirrors the main
@@ -167,7 +180,7 @@ def prepare_workspace(spec: InstanceSpec) -> None:
     """
     root, ws = Path(spec.root), Path(spec.workspace)
     _check_inside(ws, root / ".dvc" / "tmp" / "parallel")
-    rebuilt = {Path(p).parts[0] for p in (*spec.files, *spec.deps, *spec.outs)} | {".dvc"}
+    rebuilt = {Path(p).parts[0] for p in (*spec.files, *spec.deps, *spec.outs)}
     if ws.exists():
         for name in rebuilt:
             _remove(ws / name)
@@ -177,7 +190,7 @@ def prepare_workspace(spec: InstanceSpec) -> None:
             link_path(root, ws, rel)
     for rel in spec.deps:
         link_path(root, ws, rel, skip=spec.outs)
-    _write_dvc_dir(ws, spec)
+    (ws / spec.wdir).mkdir(parents=True, exist_ok=True)
 
 
 def link_path(root: Path, ws: Path, rel: str, skip: Iterable[str] = ()) -> None:
@@ -213,26 +226,6 @@ def _link_file(src: Path, dst: Path) -> None:
         except OSError:
             pass  # another filesystem: copy
     shutil.copy2(src, dst)
-
-
-def _write_dvc_dir(ws: Path, spec: InstanceSpec) -> None:
-    """``.dvc/`` with the main workspace's config, plus: the shared cache, no git (the workspace
-    is not a git repository: DVC must not look for one above it), DVC's per-repository state
-    inside the workspace (so it goes away with it), and no analytics or update checks from the
-    ~150 DVC processes of a run."""
-    from configobj import ConfigObj  # the format DVC reads (DVC depends on it)
-
-    dvc_dir = ws / ".dvc"
-    dvc_dir.mkdir()
-    for path in spec.dvc_config:
-        shutil.copy2(path, dvc_dir / Path(path).name)
-    local = ConfigObj(str(dvc_dir / "config.local"))
-    local.setdefault("cache", {})["dir"] = spec.cache_dir
-    local.setdefault("core", {}).update({
-        "no_scm": "true", "analytics": "false", "check_update": "false",
-        "site_cache_dir": str(dvc_dir / "tmp" / "site"),
-    })
-    local.write()
 
 
 def _check_inside(path: Path, parent: Path) -> None:
