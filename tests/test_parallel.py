@@ -118,8 +118,8 @@ def records(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
 
 
-def status_clean(repo: Path) -> bool:
-    return "Data and pipelines are up to date." in dvc(repo, "status").stdout
+def status_clean(repo: Path, *targets: str) -> bool:
+    return "Data and pipelines are up to date." in dvc(repo, "status", *targets).stdout
 
 
 # ------------------------------------------------------------------------------------------
@@ -153,6 +153,54 @@ def test_instances_on_different_workers_never_share_a_gpu(probe_repo, tmp_path):
     assert not (probe_repo / ".dvc/tmp/parallel/ws").exists()  # workspaces removed
 
 
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A Dask scheduler and two workers on 127.0.0.1, each worker with its own fake GPU id and
+    the probes' settings in its environment (instances inherit their worker's environment)."""
+    from distributed import Client
+
+    file = tmp_path / "scheduler.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"),
+                                                        os.environ.get("PYTHONPATH", "")]),
+           "PROBE_DIR": str(tmp_path / "seen"), "PROBE_SLEEP": "1"}
+    common = ["--no-dashboard", "--scheduler-file", str(file)]
+    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1",
+                               "--port", "0", *common], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for gpu in ("0", "1"):
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "dask", "worker", "--nthreads", "1", "--host",
+                 "127.0.0.1", *common], env={**env, "CUDA_VISIBLE_DEVICES": gpu},
+                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with Client(scheduler_file=str(file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield client.scheduler.address, tmp_path / "seen"
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_workers_attached_to_a_scheduler_run_the_instances(probe_repo, dask_cluster, tmp_path):
+    address, seen = dask_cluster
+    sequential = shutil.copytree(probe_repo, tmp_path / "sequential", symlinks=True)
+    proc = parallel(probe_repo, "--scheduler", address)
+    assert "6 ran on workers" in summary_line(proc)
+
+    runs = records(seen)
+    assert sorted(r["name"] for r in runs) == sorted(["gen", *PROBE_ITEMS, "collect"])
+    assert {r["cuda"] for r in runs} == {"0", "1"}  # both workers took instances
+    assert all(r["omp"] == str(max(1, usable_cores() // 2)) for r in runs)  # 2 on this host
+    overlapping = [(a, b) for a in runs for b in runs
+                   if a["name"] < b["name"] and a["start"] < b["end"] and b["start"] < a["end"]]
+    assert overlapping and all(a["cuda"] != b["cuda"] for a, b in overlapping)
+    dvc(sequential, "repro")
+    assert lock(probe_repo) == lock(sequential)
+    assert status_clean(probe_repo)
+
+
 def test_a_failed_instance_is_reported_and_the_rerun_finishes(probe_repo):
     proc = parallel(probe_repo, "-j", "2", check=False, PROBE_FAIL="b")
     assert proc.returncode == 1
@@ -176,8 +224,14 @@ def test_reruns_skip_and_restore_what_dvc_repro_would(probe_repo):
     parallel(probe_repo, "-j", "2")
     assert "6 up to date" in summary_line(parallel(probe_repo, "-j", "2"))
 
+    # A new input: everything downstream runs on the new bytes.
+    (probe_repo / "src.txt").write_text("hello, world\n")
+    assert "6 ran on workers" in summary_line(parallel(probe_repo, "-j", "2"))
+    assert (probe_repo / "out/gen.txt").read_text() == "gen: 13\n"
+    assert (probe_repo / "out/probe-a.txt").read_text() == "a: 8\n"
+
     # gen runs again but writes the same bytes: the probes stay up to date, as in `dvc repro`.
-    (probe_repo / "src.txt").write_text("jello\n")
+    (probe_repo / "src.txt").write_text("jello, world\n")
     assert "1 ran on workers" in summary_line(p := parallel(probe_repo, "-j", "2"))
     assert "5 up to date" in summary_line(p)
 
@@ -193,10 +247,26 @@ def test_reruns_skip_and_restore_what_dvc_repro_would(probe_repo):
     assert status_clean(probe_repo)
 
 
+def test_a_stage_with_a_persistent_output_runs_in_the_main_workspace(probe_repo):
+    pipeline = yaml.safe_load((probe_repo / "dvc.yaml").read_text())
+    pipeline["stages"]["tally"] = {
+        "cmd": f"{sys.executable} probe.py tally src.txt out/tally.txt",
+        "deps": ["probe.py", "src.txt"], "outs": [{"out/tally.txt": {"persist": True}}]}
+    (probe_repo / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    line = summary_line(parallel(probe_repo, "-j", "2", "tally"))
+    assert "0 ran on workers" in line and "1 ran in the main workspace" in line
+    assert (probe_repo / "out/tally.txt").read_text() == "tally: 6\n"
+    (probe_repo / "src.txt").write_text("hello, world\n")
+    assert "1 ran in the main workspace" in summary_line(parallel(probe_repo, "tally"))
+    assert (probe_repo / "out/tally.txt").read_text() == "tally: 13\n"  # not the old output
+    assert status_clean(probe_repo, "tally")
+
+
 def test_targets_reproduce_only_what_they_need(probe_repo):
     proc = parallel(probe_repo, "-j", "2", "probe@a")
     assert "2 ran on workers" in summary_line(proc)
     assert sorted(lock(probe_repo)["stages"]) == ["gen", "probe@a"]
+    assert status_clean(probe_repo, "probe@a") and not status_clean(probe_repo)
 
 
 def test_a_bad_params_file_fails_once_before_any_worker_starts(probe_repo):

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         log.error("%s", "; ".join(_message(e) for e in exc.errors()))
         return 2
-    except (ParamsError, SessionError, ValueError) as exc:
+    except (ParamsError, SessionError, ValueError, OSError) as exc:  # OSError: no scheduler
         log.error("%s: %s", type(exc).__name__, exc)
         return 1
     except KeyboardInterrupt:

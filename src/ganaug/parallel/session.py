@@ -96,43 +96,34 @@ class Session:
         """Take one instance as far as DVC can without running its command (first pass)."""
         try:
             with self._cmd_run.use(_deferring_cmd_run):
-                ret = self._reproduce(stage, force=force)
+                ret = stage.reproduce(upstream=self.plan.upstream[stage], force=force)
         except CommandDeferred:
-            _forget_outputs(stage)
             if workers_can_run(stage):
                 return Outcome.NEEDS_WORKER
             log.warning("%s runs in the main workspace: it has a persistent output or one "
                         "outside the repository, which a worker's workspace cannot hold",
                         stage.addressing)
-            return self._run_here(stage, force)
+            self._run(stage, self._cmd_run.original)
+            return Outcome.RAN_HERE
         if ret is None:
             return Outcome.UP_TO_DATE
         self._to_dump.append(stage)
         return Outcome.RESTORED
 
     def finish(self, stage: Stage, workspace: Path) -> None:
-        """Record an instance a worker ran (second pass): DVC runs the stage, the worker's
-        outputs moved in where the command would run, then hashes, caches and records them.
+        """Record an instance a worker ran (second pass): DVC runs the stage with the worker's
+        outputs moved in where the command would run, then hashes, caches and records them."""
+        self._run(stage, functools.partial(_adopting_cmd_run, workspace=workspace,
+                                           root=self.root))
 
-        ``advance`` already went through ``Stage.reproduce`` up to the command, so this goes
-        straight to ``Stage.run``; ``force`` only skips the run-cache lookup that found nothing
-        there.
-        """
-        adopt = functools.partial(_adopting_cmd_run, workspace=workspace, root=self.root)
-        with self._cmd_run.use(adopt):
+    def _run(self, stage: Stage, cmd_run) -> None:
+        """The rest of ``Stage.reproduce`` once DVC has decided to run the command and found
+        nothing in its run-cache: ``Stage.run``, with ``force`` so that it does not look there
+        again. (Looking again would be wrong, not just slow: the dependencies are hashed by now,
+        and DVC would take the outputs in ``dvc.lock`` for this run's.)"""
+        with self._cmd_run.use(cmd_run):
             stage.run(force=True)
         self._to_dump.append(stage)
-
-    def _reproduce(self, stage: Stage, force: bool) -> Stage | None:
-        return stage.reproduce(upstream=self.plan.upstream[stage], force=force)
-
-    def _run_here(self, stage: Stage, force: bool) -> Outcome:
-        with self._cmd_run.use(self._cmd_run.original):
-            ret = self._reproduce(stage, force)
-        if ret is None:
-            return Outcome.UP_TO_DATE
-        self._to_dump.append(stage)
-        return Outcome.RAN_HERE
 
     # ---- dvc.lock ------------------------------------------------------------------------
 
@@ -212,20 +203,6 @@ def make_plan(repo: Repo, targets: Sequence[str]) -> Plan:
     upstream = {s: [u for u in graph.successors(s) if u in members] for s in order}
     dependents = {s: nx.ancestors(graph, s) & members for s in order}
     return Plan(order, upstream, dependents)
-
-
-def _forget_outputs(stage: Stage) -> None:
-    """DVC decided the command must run, so the outputs in ``dvc.lock`` are out of date.
-
-    ``dvc repro`` would overwrite their hashes right after running the command. Here the stage
-    waits for a worker with its dependencies already hashed (DVC does that before deciding), and
-    DVC's run-cache restore would take "dependencies hashed, outputs known" for "only the
-    outputs are missing" and check out the old outputs from ``dvc.lock``.
-    """
-    from dvc_data.hashfile.hash_info import HashInfo
-
-    for out in stage.outs:
-        out.hash_info = HashInfo()
 
 
 def workers_can_run(stage: Stage) -> bool:
