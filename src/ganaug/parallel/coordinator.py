@@ -63,7 +63,6 @@ class Coordinator:
         self.queue: list[Stage] = []  # decided: needs a worker, waiting for a free one
         self.running: dict[object, tuple[Stage, InstanceSpec]] = {}  # future -> instance
         self.done: set[Stage] = set()  # recorded in the main workspace
-        self.blocked: set[Stage] = set()  # failed, or downstream of a failure
         self.files = project_files(session.root)
         self.count = 0
 

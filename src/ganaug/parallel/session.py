@@ -7,8 +7,9 @@ outputs, saves the run-cache entry and writes ``dvc.lock``. The one step it does
 running the command. While a session is open, DVC's ``cmd_run`` either raises
 :class:`CommandDeferred` (the first pass: the coordinator sends the instance to a worker, which
 runs the command in a workspace of its own) or, once the worker is done, moves the outputs the
-worker made into the main workspace in place of running the command (the second pass). Everything around that step is DVC's, so a parallel run skips, restores and records
-exactly what ``dvc repro`` would, and DVC is the only writer of ``dvc.lock``.
+worker made into the main workspace in place of running the command (the second pass).
+Everything around that step is DVC's, so a parallel run skips, restores and records exactly what
+``dvc repro`` would, and DVC is the only writer of ``dvc.lock``.
 
 DVC writes ``dvc.lock`` in place (truncate, then write); a run killed during that write would
 leave a broken file. Before each write a copy is kept under ``.dvc/tmp/parallel/``, and the next
@@ -142,10 +143,10 @@ class Session:
         for stage in self._to_dump:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
         self._to_dump = []
-        for stages in by_file.values():
-            dvcfile = stages[0].dvcfile
-            backup_lockfile(Path(dvcfile._lockfile.path), self.root, self.work_dir)
-            dvcfile.dump_stages(stages, update_pipeline=False)
+        for path, stages in by_file.items():
+            # DVC keeps a dvc.yaml's lock entries beside it, in dvc.lock.
+            backup_lockfile(Path(path).with_suffix(".lock"), self.root, self.work_dir)
+            stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
 
     # ---- what a worker needs -------------------------------------------------------------
 
