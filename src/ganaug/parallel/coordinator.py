@@ -80,8 +80,10 @@ class Coordinator:
                     continue
                 finished = wait(list(self.running), return_when="FIRST_COMPLETED").done
                 self._collect(finished)
-        finally:
+        except BaseException:  # interrupted: keep what is recorded, in DVC's order
             self.session.flush()
+            raise
+        self.session.flush(final=True)
         for stage in self.pending:
             self.summary.not_run.append(stage.addressing)
         return self.summary
@@ -174,6 +176,7 @@ class Coordinator:
     def _fail(self, stage: Stage, result: InstanceResult | None) -> None:
         name = stage.addressing
         self.summary.failed.append(name)
+        self.session.give_up(stage)
         if result is not None:
             self.summary.results[name] = result
             tail = "\n".join(f"    | {line}" for line in result.tail.splitlines())
@@ -186,6 +189,7 @@ class Coordinator:
         for dependent in self.plan.dependents[stage]:
             if dependent in self.pending:
                 self.pending.remove(dependent)
+                self.session.give_up(dependent)
                 self.summary.not_run.append(dependent.addressing)
                 log.warning("not run  %s (needs %s)", dependent.addressing, name)
 

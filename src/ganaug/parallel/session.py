@@ -74,7 +74,9 @@ class Session:
         self.root = Path(repo.root_dir)
         self.plan = make_plan(repo, targets)
         self.work_dir = Path(repo.tmp_dir) / PARALLEL_DIR
-        self._to_dump: list[Stage] = []
+        self._to_dump: list[Stage] = []  # recorded, lock entry not written yet
+        self._in_lock = stages_in_lockfiles(self.plan.order)  # have an entry in dvc.lock
+        self._given_up: set[Stage] = set()
         self._flushed = time.monotonic()
 
     def ignore_outputs(self) -> None:
@@ -128,25 +130,47 @@ class Session:
 
     # ---- dvc.lock ------------------------------------------------------------------------
 
-    def flush(self, every: float = 0.0) -> None:
-        """Write the lock entries of the instances recorded since the last flush, one write per
-        dvc.lock, if ``every`` seconds have passed since the last write.
+    def give_up(self, stage: Stage) -> None:
+        """The instance will not be recorded in this run (it failed, or one upstream did)."""
+        self._given_up.add(stage)
+
+    def flush(self, every: float = 0.0, final: bool = False) -> None:
+        """Write the lock entries recorded since the last write, if ``every`` seconds have
+        passed since then: one write per dvc.lock. ``final``: the run is over, write them all.
 
         DVC rewrites the whole file each time (1 to 2 s for the default study's ~150 entries);
         ``dvc repro`` does that after every stage. An instance recorded but not yet written is
         restored from the run-cache, or run again, by the next run if this one is killed.
+
+        Entries new to the file are appended in DVC's order, as ``dvc repro`` appends them: one
+        waits while an instance before it in that order is still to be recorded. So a fresh
+        run's ``dvc.lock`` has ``dvc repro``'s bytes, not just its content.
         """
         if not self._to_dump or time.monotonic() - self._flushed < every:
             return
+        recorded = set(self._to_dump)
+        updates = [s for s in self._to_dump if s in self._in_lock]
+        new: list[Stage] = []
+        for stage in self.plan.order:
+            if stage in self._in_lock or stage in self._given_up:
+                continue
+            if stage not in recorded and not final:
+                break  # an earlier new entry is still to come
+            if stage in recorded:
+                new.append(stage)
+        self._write(updates + new)
+        self._to_dump = [s for s in self._to_dump if s not in self._in_lock]
+
+    def _write(self, stages: list[Stage]) -> None:
         self._flushed = time.monotonic()
         by_file: dict[str, list[Stage]] = {}
-        for stage in self._to_dump:
+        for stage in stages:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
-        self._to_dump = []
-        for path, stages in by_file.items():
-            # DVC keeps a dvc.yaml's lock entries beside it, in dvc.lock.
-            backup_lockfile(Path(path).with_suffix(".lock"), self.root, self.work_dir)
-            stages[0].dvcfile.dump_stages(stages, update_pipeline=False)
+        for path, group in by_file.items():
+            if _in_pipeline(group[0]):  # a dvc.yaml's lock entries are beside it, in dvc.lock
+                backup_lockfile(Path(path).with_suffix(".lock"), self.root, self.work_dir)
+            group[0].dvcfile.dump_stages(group, update_pipeline=False)
+        self._in_lock.update(stages)
 
     # ---- what a worker needs -------------------------------------------------------------
 
@@ -204,6 +228,26 @@ def make_plan(repo: Repo, targets: Sequence[str]) -> Plan:
     upstream = {s: [u for u in graph.successors(s) if u in members] for s in order}
     dependents = {s: nx.ancestors(graph, s) & members for s in order}
     return Plan(order, upstream, dependents)
+
+
+def stages_in_lockfiles(stages: Sequence[Stage]) -> set[Stage]:
+    """The stages whose entry exists already: those with one in their dvc.lock, and the ``.dvc``
+    files' (read with libyaml: DVC's ruamel.yaml takes ~1 s for the default study's lock)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names: dict[str, set[str]] = {}
+    for path in {s.dvcfile.path for s in stages if _in_pipeline(s)}:
+        lockfile = Path(path).with_suffix(".lock")
+        data = yaml.load(lockfile.read_text(), Loader=loader) if lockfile.is_file() else None
+        names[path] = set((data or {}).get("stages") or {})
+    return {s for s in stages if not _in_pipeline(s) or s.name in names[s.dvcfile.path]}
+
+
+def _in_pipeline(stage: Stage) -> bool:
+    from dvc.stage import PipelineStage
+
+    return isinstance(stage, PipelineStage)
 
 
 def workers_can_run(stage: Stage) -> bool:
