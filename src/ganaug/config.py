@@ -536,3 +536,48 @@ def _positive(**values: int) -> None:
     for name, v in values.items():
         if v < 1:
             raise ValueError(f"{name}: must be >= 1, got {v}")
+
+
+# --------------------------------------------------------------------------------------------
+# The whole file at once
+# --------------------------------------------------------------------------------------------
+# PLACEHOLDER for ganaug.parallel's preflight: the lead is adding the real
+# ``validate_params(params: dict)`` (registries, cross-section checks) and replaces this minimal
+# version at merge. It only parses each known section with its dataclass.
+
+_SECTIONS: dict[str, type] = {
+    "study": StudyConfig, "data": DataConfig, "scorer": ScorerConfig, "gan": GanConfig,
+    "generate": GenerateConfig, "score": ScoreConfig, "classifier": TrainConfig,
+    "refine": RefineConfig, "report": ReportConfig,
+}
+
+
+def validate_params(params: Mapping[str, Any], where: str = "params.yaml") -> None:
+    """Parse every known section of a whole params file, so that a bad value fails once, before
+    any stage starts, instead of in every stage instance that reads it (placeholder, see above).
+
+    Raises :class:`ParamsError` naming ``where`` and the dotted key.
+    """
+    from ganaug.data.prepare import parse_dataset_config
+    from ganaug.external import FetchConfig
+
+    for key, cls in _SECTIONS.items():
+        parse(cls, params.get(key), key, where)
+    for name, value in _mapping(params, "select", where).items():
+        if name not in SELECT_CONFIGS:
+            raise ParamsError(f"{where}: select.{name}: unknown strategy; "
+                              f"known: {', '.join(sorted(SELECT_CONFIGS))}")
+        parse(SELECT_CONFIGS[name], value, f"select.{name}", where)
+    for name, value in _mapping(params, "datasets", where).items():
+        parse_dataset_config(name, value)
+    for name, value in _mapping(params, "fetch", where).items():
+        parse(FetchConfig, value, f"fetch.{name}", where)
+    if not isinstance(params.get("device", "auto"), str):
+        raise ParamsError(f"{where}: device: expected a device name such as auto, cpu or cuda")
+
+
+def _mapping(params: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    value = params.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ParamsError(f"{where}: {key}: expected a mapping, got {type(value).__name__}")
+    return value

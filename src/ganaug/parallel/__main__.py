@@ -1,0 +1,5 @@
+import sys
+
+from ganaug.parallel.cli import main
+
+sys.exit(main())
