@@ -21,9 +21,10 @@ import pytest
 import yaml
 from e2e import REPO_ROOT, dvc, git, make_study, stages_run, study_env
 
-from ganaug.config import ParamsError, load_params, validate_params
+from ganaug.config import ParamsError, load_params
 from ganaug.parallel.engine import EngineOptions, parse_gpus, usable_cores
 from ganaug.parallel.workspace import InstanceSpec, prepare_workspace
+from ganaug.validate import validate_params
 
 TINY = REPO_ROOT / "presets" / "tiny.yaml"
 

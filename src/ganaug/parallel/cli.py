@@ -12,12 +12,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ganaug.config import ParamsError, load_params, validate_params
+from ganaug.config import ParamsError, load_params
 from ganaug.parallel.coordinator import Coordinator, Summary
 from ganaug.parallel.engine import EngineOptions, parse_gpus, start_engine
 from ganaug.parallel.session import SessionError, open_session
 from ganaug.parallel.workspace import terminate_running
 from ganaug.runtime import setup_logging
+from ganaug.validate import validate_params
 
 log = logging.getLogger("ganaug.parallel")
 
