@@ -407,3 +407,22 @@ def test_tiny_study_killed_part_way_and_rerun_equals_dvc_repro(tiny_study, tmp_p
 
     parallel(repo, "-j", "2")
     same_results(repo, tiny_study[0])
+
+
+def test_a_path_lock_table_a_kill_left_unreadable_is_removed(tmp_path):
+    """DVC rewrites .dvc/tmp/rwlock in place around every stage; a SIGKILL mid-write leaves
+    broken JSON and DVC then refuses every run. With the repository lock held it is stale."""
+    from dvc.repo import Repo
+
+    from ganaug.parallel.session import reset_broken_rwlock
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    rwlock = tmp_path / ".dvc/tmp/rwlock"
+    rwlock.parent.mkdir(parents=True, exist_ok=True)
+    with Repo(str(tmp_path)) as repo:
+        rwlock.write_text('{"read": {}, "write": {}}')
+        assert not reset_broken_rwlock(repo) and rwlock.exists()
+        rwlock.write_text('{"read": {"data/x": [{"pid": 1')
+        assert reset_broken_rwlock(repo) and not rwlock.exists()
+        assert not reset_broken_rwlock(repo)  # nothing there: nothing to do

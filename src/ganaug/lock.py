@@ -60,8 +60,13 @@ def check(root: Path) -> None:
 
 
 def recover(root: Path) -> None:
-    """Put the committed ``dvc.lock`` back when the file in the workspace does not parse."""
+    """Put the committed ``dvc.lock`` back when the file in the workspace does not parse; and
+    remove DVC's path-lock table (``.dvc/tmp/rwlock``) when a kill left it unreadable too."""
     path = root / LOCK
+    with _dvc_lock(root) as repo:
+        from ganaug.parallel.session import reset_broken_rwlock
+
+        reset_broken_rwlock(repo)
     problem = parses(path) if path.exists() else "missing"
     if problem is None:
         log.info("%s parses; nothing to recover", path)
@@ -110,11 +115,12 @@ class _dvc_lock:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def __enter__(self) -> None:
+    def __enter__(self):
         from dvc.repo import Repo
 
         self.repo = Repo(str(self.root), uninitialized=True)
         self.repo.lock.lock()
+        return self.repo
 
     def __exit__(self, *exc: object) -> None:
         self.repo.lock.unlock()

@@ -209,9 +209,33 @@ def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Se
         recover_lockfiles(repo)
         cmd_run = _CmdRun()
         with lock_repo(repo), repo.scm_context(), _params_files_parsed_once():
+            reset_broken_rwlock(repo)
             session = Session(repo, targets, cmd_run)
             session.ignore_outputs()
             yield session
+
+
+def reset_broken_rwlock(repo: Repo) -> bool:
+    """Remove DVC's path-lock table (``.dvc/tmp/rwlock``) when a killed run left it unreadable.
+
+    DVC rewrites that JSON file in place around every stage it runs; a SIGKILL in the middle
+    leaves it truncated, and DVC then refuses every run ("remove '.dvc/tmp/rwlock' and try
+    again"). Called with the repository lock held, so no other DVC process in this repository is
+    running and every entry in the file is stale. Returns whether it was removed.
+    """
+    import json
+
+    path = Path(repo.tmp_dir) / "rwlock"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return False
+    except FileNotFoundError:
+        return False
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s: unreadable (a run was killed while DVC wrote it); removed, as no other "
+                    "DVC process holds this repository", path)
+        path.unlink()
+        return True
 
 
 def make_plan(repo: Repo, targets: Sequence[str]) -> Plan:
