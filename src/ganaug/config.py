@@ -360,8 +360,10 @@ class ScoreConfig:
     # Images per class in the best/worst-scored sample grids (and closest-to-training pairs).
     grid_per_class: int = 8
     # Neighbours of the precision/recall/density/coverage manifolds (a class needs more real
-    # images than this, or its figures are null).
+    # images than this, or its figures are null), and the synthetic images per class they use
+    # (a seeded subset: the synthetic k-NN radii need all pairwise distances, O(n^2) memory).
     prdc_k: int = 5
+    prdc_per_class: int = 2000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -374,7 +376,7 @@ class ScoreConfig:
             raise ValueError(f"kid_subset_size: must be >= 2, got {self.kid_subset_size}")
         _positive(batch_size=self.batch_size, kid_subset_size=self.kid_subset_size,
                   kid_subsets=self.kid_subsets, grid_per_class=self.grid_per_class,
-                  prdc_k=self.prdc_k)
+                  prdc_k=self.prdc_k, prdc_per_class=self.prdc_per_class)
 
 
 REFINE_BASE = "base"

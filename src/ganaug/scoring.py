@@ -247,13 +247,14 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
     x_real, y_real = data.split("train")
     real_feats = scorer_features(scorer, x_real, cfg.batch_size, device)
     subset = fid_subset(labels, cfg.fid_per_class, cfg.seed)
+    prdc_subset = fid_subset(labels, cfg.prdc_per_class, cfg.seed)
     classes = data.classes
     metrics: dict[str, Any] = {
         "scorer_temperature": temperature,
         "fid_kid": fid_report(real_feats, y_real, fake_feats[subset], labels[subset], classes,
                               feature_space="scorer", **kid_settings(cfg)),
-        "prdc": prdc_report(real_feats, y_real, fake_feats[subset], labels[subset], classes,
-                            cfg.prdc_k),
+        "prdc": prdc_report(real_feats, y_real, fake_feats[prdc_subset], labels[prdc_subset],
+                            classes, cfg.prdc_k),
         "scores": score_summary(table, classes, tuple(gan.family.score_names[1:])),
         "diversity": pixel_diversity(x_real, y_real, images, labels, classes),
     }

@@ -142,10 +142,11 @@ def train_classifier(
             best.weights = copy.deepcopy(model.state_dict())
         else:
             state.bad_epochs += 1
+        seconds = time.perf_counter() - started
         log.info("%s epoch %d/%d: train loss %.4f, val accuracy %.4f (smoothed %.4f; best %.4f "
-                 "at epoch %d), lr %.3g, %.1f s", name, state.epoch, cfg.epochs, loss, acc,
-                 smoothed, state.best_acc, state.best_epoch, rec["lr"],
-                 time.perf_counter() - started)
+                 "at epoch %d), lr %.3g, %.1f s, %.0f images/s", name, state.epoch, cfg.epochs,
+                 loss, acc, smoothed, state.best_acc, state.best_epoch, rec["lr"], seconds,
+                 epoch_images(yt, cfg) / seconds)
         if on_epoch is not None:
             on_epoch(rec)
         bar.update(1)
@@ -155,6 +156,16 @@ def train_classifier(
     bar.close()
     model.load_state_dict(best.weights)
     return TrainResult(model.eval(), arch_kwargs, state)
+
+
+def epoch_images(y: torch.Tensor, cfg: TrainConfig) -> int:
+    """Training images one epoch shows (a balanced epoch draws every class to one count)."""
+    if cfg.balance not in ("oversample", "undersample"):
+        return len(y)
+    counts = torch.bincount(y.cpu())
+    counts = counts[counts > 0]
+    per = int(counts.max() if cfg.balance == "oversample" else counts.min())
+    return per * len(counts)
 
 
 def _stop(state: TrainState, cfg: TrainConfig) -> bool:

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     last_saved = step if payload is not None else None
 
     sums: dict[str, torch.Tensor] = {}
+    last_log = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, desc="train_gan", unit="step", leave=False,
                disable=None)
     while step < cfg.steps:
@@ -215,8 +217,12 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
             history.append(rec)
             if on_log is not None:
                 on_log(step, rec)
-            log.info("train_gan step %d/%d: %s", step, cfg.steps,
-                     ", ".join(f"{k} {v:.4g}" for k, v in rec.items() if k != "step"))
+            now = time.perf_counter()
+            seen = cfg.batch_size * (cfg.n_critic + 1) * n  # batches through D since the last line
+            log.info("train_gan step %d/%d: %s; %.0f images/s", step, cfg.steps,
+                     ", ".join(f"{k} {v:.4g}" for k, v in rec.items() if k != "step"),
+                     seen / max(now - last_log, 1e-9))
+            last_log = now
         bar.update(1)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             bad = [name for name, m in (("generator", nets.generator),
