@@ -107,6 +107,12 @@ def run_parallel(targets: Sequence[str], options: EngineOptions, force: bool = F
                 raise
         if summary.ok:
             shutil.rmtree(session.work_dir / "ws", ignore_errors=True)
+    if summary.ok and not targets:
+        # The whole pipeline is up to date: entries of stage instances the grid no longer has
+        # are stale (DVC keeps them); drop them so they do not accumulate.
+        from ganaug.lock import prune
+
+        prune(repo_root)
     log.log(logging.INFO if summary.ok else logging.ERROR, "%s",
             summary.line(time.monotonic() - start))
     return summary
