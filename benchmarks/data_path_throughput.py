@@ -28,8 +28,8 @@ from PIL import Image
 from ganaug.config import TrainConfig
 from ganaug.models import CLASSIFIERS
 from ganaug.runtime import generator
-from ganaug.training import augment
 from ganaug.tensors import to_model_range
+from ganaug.training import augment
 
 
 def write_folder(root: Path, n: int, size: int, classes: int, seed: int = 0) -> None:
