@@ -202,3 +202,39 @@ def test_metrics_diff_after_a_change(study_copy):
     changed = changed["metrics/summary.json"]
     assert changed["confidence_level"] == {"old": 0.95, "new": 0.9, "diff": pytest.approx(-0.05)}
     assert "metrics/summary.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
+
+
+@pytest.mark.parametrize(("gan", "strategies"), [
+    ({"arch": "stargan", "n_critic": 2, "res_blocks": 1, "lr_g": 0.0001, "lr_d": 0.0001,
+      "diffaugment": ["translation", "cutout"]}, ["combined", "kcenter"]),
+    ({"arch": "sngan", "n_critic": 1, "beta1": 0.0, "beta2": 0.9, "lecam_weight": 0.1,
+      "diffaugment": ["color", "translation", "cutout"], "ada_target": 0.6, "ada_interval": 2},
+     ["random"]),
+], ids=["stargan-combined-kcenter", "sngan-diffaugment-lecam-ada"])
+def test_every_family_and_new_strategy_runs_under_dvc_repro(study_copy, gan, strategies):
+    """A GAN family and strategies swapped in by params alone: dvc repro reruns the GAN and what
+    follows it, every stage works with them, and the report shows them."""
+    params = read_yaml(study_copy / "params.yaml")
+    edit_params(study_copy, **{f"gan.{k}": v for k, v in gan.items()},
+                **{"study.strategies": strategies, "refine.rounds": {},
+                   "select.combined": {"weight": 1.0, "standardize": True,
+                                       "require_correct": False},
+                   "select.kcenter": {"min_confidence": 0.0, "start": "confidence"}})
+    ran = stages_run(dvc(study_copy, "repro"))
+    assert {"train_gan", "generate", "score", "report"} <= ran
+    assert {f"select@{s}-1" for s in strategies} <= ran
+    assert "train_scorer" not in ran and "train_baseline@0" not in ran
+    summary = json.loads((study_copy / "metrics/summary.json").read_text())
+    for s in strategies:
+        assert summary["results"][s]["1"]["digits"]["accuracy"]["n"] == 1
+    score = json.loads((study_copy / "metrics/score.json").read_text())
+    assert score["prdc"]["mean_over_classes"]["precision"] is not None
+    assert score["memorisation"]["fraction_closer_to_test"] is not None
+    table = pd.read_csv(study_copy / "data/scores/scores.csv")
+    sources = np.load(study_copy / "data/pool/sources.npy")
+    if gan["arch"] == "stargan":  # translations of real images of other classes
+        assert "d_confidence" in table and (sources[:, 0] >= 0).all()
+        assert (sources[:, 1] != np.load(study_copy / "data/pool/labels.npy")).all()
+    else:
+        assert (sources == -1).all()
+    assert params["gan"]["arch"] != gan["arch"]

@@ -112,6 +112,8 @@ def shrink(params: dict) -> dict:
                       fid_per_class=None)
     p["refine"]["steps"] = 1
     p["select"]["threshold"]["min_confidence"] = 0.0  # an untrained scorer is never confident
+    if "kcenter" in p["select"]:
+        p["select"]["kcenter"]["min_confidence"] = 0.0
     if "rl" in p["select"]:
         p["select"]["rl"].update(episodes=2, candidates_per_episode=4, child_steps=1, batch_size=8,
                                  child_width=2, policy_width=2)
