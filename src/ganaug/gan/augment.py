@@ -91,11 +91,12 @@ def _rand(n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def diff_augment(x: torch.Tensor, policy: Sequence[str], g: torch.Generator,
-                 p: float = 1.0) -> torch.Tensor:
+                 p: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Apply each op of ``policy`` (in the order of :data:`OPS`) to a random subset of the images,
-    each image independently with probability ``p``; random parameters come from ``g`` (on its own
-    device). Differentiable in ``x``. ``policy`` empty or ``p == 0``: ``x`` unchanged."""
-    if not policy or p <= 0:
+    each image independently with probability ``p`` (a number, or a 0-d tensor on the device so
+    an adaptive ``p`` costs no host synchronisation); random parameters come from ``g`` (on its
+    own device). Differentiable in ``x``. ``policy`` empty or ``p == 0``: ``x`` unchanged."""
+    if not policy or (isinstance(p, int | float) and p <= 0):
         return x
     unknown = set(policy) - set(OPS)
     if unknown:
