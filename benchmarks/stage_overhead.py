@@ -1,0 +1,93 @@
+"""Where a stage instance's fixed cost goes, before it does any work: the interpreter, imports,
+DVC's own work per stage, and writing ``dvc.lock``.
+
+    python benchmarks/stage_overhead.py [--stages 20] [--repeat 3]
+
+1. ``python -c pass`` and ``import torch`` (the floor every model stage pays).
+2. Each stage entry point started with ``--help`` (interpreter + its imports, nothing else).
+3. DVC's own work per stage: ``dvc repro`` of a pipeline of N stages whose command is ``true``
+   (each with a file dependency and an output, like the study's), per stage, minus nothing:
+   the command costs about 1 ms.
+4. Writing a ``dvc.lock`` the size of the default study's (DVC rewrites the whole file after
+   every stage), with DVC's own YAML writer.
+Best of ``--repeat`` runs each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("check_params", "prepare", "fetch", "train_scorer", "train_gan", "generate", "score",
+          "select", "train", "evaluate", "refine", "report")
+
+
+def best(cmd: list[str], repeat: int, cwd: Path = ROOT) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def dvc_per_stage(n: int, repeat: int) -> float:
+    """Seconds of DVC's own work per stage in a ``dvc repro`` of n trivial stages."""
+    out = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = Path(tmp)
+            subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+            subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+            (repo / "in.txt").write_text("x")
+            lines = ["stages:"]
+            for i in range(n):
+                dep = "in.txt" if i == 0 else f"out{i - 1}.txt"
+                lines += [f"  s{i}:", f"    cmd: cp {dep} out{i}.txt", f"    deps: [{dep}]",
+                          f"    outs: [out{i}.txt]"]
+            (repo / "dvc.yaml").write_text("\n".join(lines) + "\n")
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dvc", "repro", "-q"], cwd=repo, check=True)
+            out.append((time.perf_counter() - start) / n)
+    return min(out)
+
+
+def lock_write(repeat: int) -> tuple[float, int]:
+    """Seconds to write the repository's dvc.lock with DVC's YAML writer, and its size."""
+    from dvc.utils.serialize import dump_yaml, load_yaml
+
+    lock = ROOT / "dvc.lock"
+    data = load_yaml(lock)
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            dump_yaml(Path(tmp) / "dvc.lock", data)
+            times.append(time.perf_counter() - start)
+    return min(times), lock.stat().st_size
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--stages", type=int, default=20)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    py = sys.executable
+    print(f"python -c pass: {best([py, '-c', 'pass'], args.repeat):.2f} s")  # noqa: T201
+    print(f"import torch: {best([py, '-c', 'import torch'], args.repeat):.2f} s")  # noqa: T201
+    for stage in STAGES:
+        t = best([py, "-m", f"stages.{stage}", "--help"], args.repeat)
+        print(f"stages.{stage} start-up (imports): {t:.2f} s")  # noqa: T201
+    print(f"DVC's work per stage (dvc repro of {args.stages} trivial stages): "  # noqa: T201
+          f"{dvc_per_stage(args.stages, args.repeat):.2f} s")
+    seconds, size = lock_write(args.repeat)
+    print(f"writing dvc.lock ({size / 1024:.0f} KiB, DVC's writer): {seconds:.2f} s")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
