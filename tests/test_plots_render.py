@@ -74,11 +74,19 @@ def test_every_vega_plot_is_drawn(rendered):
 
 def test_every_image_plot_is_on_the_page(rendered, tiny_study):
     html, _, out = rendered
-    declared = [next(iter(p)) if isinstance(p, dict) else p
-                for p in yaml.safe_load((tiny_study[0] / "dvc.yaml").read_text())["plots"]]
-    images = [p for p in declared if p.endswith(".png")]
+    study = tiny_study[0]
+    spec = yaml.safe_load((study / "dvc.yaml").read_text())
+    declared = [next(iter(p)) if isinstance(p, dict) else p for p in spec["plots"]]
+    images = {p for p in declared if p.endswith(".png")}
+    # A stage's plot folder (plots/gan, plots/score) puts every image inside it on the page.
+    for stage in spec["stages"].values():
+        for entry in stage.get("plots", []):
+            path = next(iter(entry)) if isinstance(entry, dict) else entry
+            if "${" not in path and (study / path).is_dir():
+                images |= {p.relative_to(study).as_posix() for p in (study / path).rglob("*.png")}
     body = html.split("</head>", 1)[1]  # the inlined vega scripts mention <img> too
     sources = re.findall(r'<img src="([^"]+)"', body)
-    assert len(sources) == len(images)
+    assert len(sources) == len(set(sources)), "an image is shown twice"
+    assert sorted(sources) == sorted("static/workspace_" + p.replace("/", "_") for p in images)
     for src in sources:
         assert (out / src).stat().st_size > 0, src
