@@ -16,6 +16,18 @@ os.environ.setdefault("GANAUG_DEVICE", "cpu")
 TINY = REPO_ROOT / "presets" / "tiny.yaml"
 
 
+STUDY_FIXTURES = {"tiny_study", "study_copy"}  # fixturenames holds the whole closure
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Long tests first (those that run the tiny study through dvc), so that two workers do not
+    end with one of them alone on a long test; pytest's order within each group is kept."""
+    def slow(item) -> bool:
+        return bool(STUDY_FIXTURES & set(getattr(item, "fixturenames", ()))) \
+            or item.get_closest_marker("e2e") is not None
+    items.sort(key=lambda item: not slow(item))
+
+
 @pytest.fixture
 def one_thread():
     """Tiny networks run fastest on one thread, and do not fight parallel tests for the cores."""

@@ -368,9 +368,13 @@ def test_a_lockfile_left_broken_by_a_kill_is_put_back(tmp_path):
 
 
 def same_results(repo: Path, reference: Path) -> None:
-    # Every output's hash and every dependency's, entries in dvc repro's order.
+    # Every output's hash and every dependency's, entries in dvc repro's order; and the files DVC
+    # does not cache (metrics, plots, training curves) byte for byte. Each instance runs from
+    # scratch in its own workspace, so this is also the test that the same params give the same
+    # bits on the CPU.
     assert (repo / "dvc.lock").read_bytes() == (reference / "dvc.lock").read_bytes()
     assert files(repo, "metrics") == files(reference, "metrics")
+    assert files(repo, "plots") == files(reference, "plots")
     assert status_clean(repo)
     assert stages_run(dvc(repo, "repro")) == set()
 
