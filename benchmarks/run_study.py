@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", action="append", default=[], dest="sets",
                    help="KEY=VALUE params override, KEY dotted (gan.arch=wgan_gp)")
     p.add_argument("targets", nargs="*", help="stages to reproduce, as for dvc repro (default: all)")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # targets may follow the options
     make_repo(args.dest, args.params, args.link, args.sets)
     env = {**os.environ, "PYTHONPATH": str(args.dest / "src")}
     start = time.monotonic()
