@@ -72,6 +72,8 @@ def main() -> None:
     if args.child:
         child(int(args.child[0]), Path(args.child[1]), args.child[2])
         return
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(dir=args.dir, prefix="pool-scaling-"))
     rows = []
     try:

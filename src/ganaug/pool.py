@@ -49,6 +49,7 @@ def write_pool(sampler: Any, labels: np.ndarray, image_shape: tuple[int, ...], b
                seed: int, out_dir: str | Path, meta: dict[str, Any]) -> None:
     """Make one image per entry of ``labels`` with ``sampler`` into ``out_dir`` (atomically)."""
     from ganaug.runtime import generator
+    from ganaug.tensors import RELEASE_EVERY, release_pages
 
     plan = sampler.plan(labels, seed)
     g = generator(seed)
@@ -58,10 +59,12 @@ def write_pool(sampler: Any, labels: np.ndarray, image_shape: tuple[int, ...], b
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
                                            shape=shape)
         reserve_space(tmp / "images.npy")
-        for start in tqdm(range(0, len(labels), batch_size), desc="generate", unit="batch",
-                          leave=False, disable=None):
+        for i, start in enumerate(tqdm(range(0, len(labels), batch_size), desc="generate",
+                                       unit="batch", leave=False, disable=None)):
             stop = start + batch_size
             images[start:stop] = produce_uint8(sampler, labels[start:stop], plan[start:stop], g)
+            if i % RELEASE_EVERY == RELEASE_EVERY - 1:  # written pages stay in the page cache
+                release_pages(images)
         images.flush()
         del images
         np.save(tmp / "labels.npy", labels)

@@ -275,11 +275,15 @@ def child_accuracy(x: np.ndarray, y: np.ndarray, xv: torch.Tensor, yv: torch.Ten
 def score_pool(policy: PolicyNet, pool_images: np.ndarray, pool_labels: np.ndarray,
                batch_size: int, device: torch.device) -> np.ndarray:
     """Keep probability ``(N,)`` float64 of every pool image, reading one batch at a time."""
+    from ganaug.tensors import RELEASE_EVERY, release_pages
+
     policy.eval()
     out = []
-    for start in range(0, len(pool_labels), batch_size):
+    for i, start in enumerate(range(0, len(pool_labels), batch_size)):
+        if i % RELEASE_EVERY == RELEASE_EVERY - 1:
+            release_pages(pool_images)
         xb = np.asarray(pool_images[start: start + batch_size])
-        yb = torch.from_numpy(np.asarray(pool_labels[start: start + batch_size], np.int64))
+        yb = torch.from_numpy(np.array(pool_labels[start: start + batch_size], np.int64))
         logits, _ = policy(_model_input(xb, device), yb.to(device))
         out.append(torch.sigmoid(logits).cpu().double().numpy())  # MPS has no float64
     return np.concatenate(out) if out else np.zeros(0)
