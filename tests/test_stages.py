@@ -4,6 +4,7 @@ clear error, a non-zero exit and no output."""
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 import subprocess
 import sys
@@ -180,3 +181,22 @@ def test_an_unknown_dataset_kind_is_named(scored, params_file):
                      "--params", str(params))
     assert_clean_failure(proc, "datasets.typeset.kind", "'papyrus'", "sklearn_digits",
                          absent=out)
+
+
+def test_no_output_dvc_caches_is_tracked_by_git():
+    """A cached output committed to git makes `dvc repro` of a fresh clone stop at once ("output
+    is already tracked by SCM"): every file git tracks lies outside every cached output."""
+    spec = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    patterns = []
+    for stage in spec["stages"].values():
+        for out in stage.get("outs", []):
+            path, opts = next(iter(out.items())) if isinstance(out, dict) else (out, None)
+            if (opts or {}).get("cache", True):  # a matrix stage's ${item.x} matches one name
+                parts = re.split(r"\$\{[^}]+\}", path.rstrip("/"))
+                patterns.append(re.compile("[^/]+".join(map(re.escape, parts)) + "(/.*)?"))
+    clashes = [t for t in tracked if any(p.fullmatch(t) for p in patterns)]
+    assert patterns and clashes == [], f"tracked by git but cached by DVC: {clashes}"
