@@ -62,7 +62,7 @@ def test_recipe_knobs_are_checked(changes, key):
 def scripted(monkeypatch, accuracies: list[float]) -> None:
     """Make every epoch cost nothing and report the given validation accuracies in turn."""
     it = iter(accuracies)
-    monkeypatch.setattr(training, "_run_epoch", lambda *a, **k: 1.0)
+    monkeypatch.setattr(training, "_run_epoch", lambda *a, **k: (1.0, 1))
     monkeypatch.setattr(training, "accuracy", lambda *a, **k: next(it))
 
 

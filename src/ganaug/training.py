@@ -125,7 +125,7 @@ def train_classifier(
         # Randomness of an epoch depends only on (seed, epoch): a resumed run repeats it exactly.
         torch.manual_seed(seed * 100_003 + epoch)
         g = generator(seed * 100_003 + epoch, device)
-        loss = _run_epoch(net, opt, loss_fn, xt, yt, cfg, g, epoch, accel)
+        loss, images = _run_epoch(net, opt, loss_fn, xt, yt, cfg, g, epoch, accel)
         acc = accuracy(net, xv, yv, max(cfg.batch_size, 256), accel)
         state.epoch += 1
         if not np.isfinite(loss):
@@ -146,7 +146,7 @@ def train_classifier(
         log.info("%s epoch %d/%d: train loss %.4f, val accuracy %.4f (smoothed %.4f; best %.4f "
                  "at epoch %d), lr %.3g, %.1f s, %.0f images/s", name, state.epoch, cfg.epochs,
                  loss, acc, smoothed, state.best_acc, state.best_epoch, rec["lr"], seconds,
-                 epoch_images(yt, cfg) / seconds)
+                 images / seconds)
         if on_epoch is not None:
             on_epoch(rec)
         bar.update(1)
@@ -156,16 +156,6 @@ def train_classifier(
     bar.close()
     model.load_state_dict(best.weights)
     return TrainResult(model.eval(), arch_kwargs, state)
-
-
-def epoch_images(y: torch.Tensor, cfg: TrainConfig) -> int:
-    """Training images one epoch shows (a balanced epoch draws every class to one count)."""
-    if cfg.balance not in ("oversample", "undersample"):
-        return len(y)
-    counts = torch.bincount(y.cpu())
-    counts = counts[counts > 0]
-    per = int(counts.max() if cfg.balance == "oversample" else counts.min())
-    return per * len(counts)
 
 
 def _stop(state: TrainState, cfg: TrainConfig) -> bool:
@@ -312,8 +302,9 @@ def random_erasing(x: torch.Tensor, p: float, g: torch.Generator,
 
 def _run_epoch(net: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
                xt: torch.Tensor, yt: torch.Tensor, cfg: TrainConfig, g: torch.Generator,
-               epoch: int, accel: Accel) -> float:
-    """One epoch; returns the mean training loss (read from the device once, at the end)."""
+               epoch: int, accel: Accel) -> tuple[float, int]:
+    """One epoch; returns the mean training loss (read from the device once, at the end) and
+    the number of training images it showed."""
     net.train()
     order = epoch_order(yt, cfg.balance, g).to(xt.device)
     batches = [order[s: s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
@@ -331,7 +322,7 @@ def _run_epoch(net: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
         opt.step()
         total += loss.detach().float() * len(idx)
         seen += len(idx)
-    return float(total) / max(seen, 1)
+    return float(total) / max(seen, 1), seen
 
 
 @torch.no_grad()
