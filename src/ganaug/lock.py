@@ -19,12 +19,14 @@ with a running ``dvc repro``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from ganaug.errors import DataFileError, EnvironmentProblem
 from ganaug.io import atomic_path
@@ -64,8 +66,6 @@ def recover(root: Path) -> None:
     remove DVC's path-lock table (``.dvc/tmp/rwlock``) when a kill left it unreadable too."""
     path = root / LOCK
     with _dvc_lock(root) as repo:
-        from ganaug.parallel.session import reset_broken_rwlock
-
         reset_broken_rwlock(repo)
     problem = parses(path) if path.exists() else "missing"
     if problem is None:
@@ -107,6 +107,27 @@ def prune(root: Path) -> list[str]:
     if stale:
         log.info("removed %d stale entries from %s: %s", len(stale), path, ", ".join(stale))
     return stale
+
+
+def reset_broken_rwlock(repo: Any) -> bool:
+    """Remove DVC's path-lock table (``.dvc/tmp/rwlock``) when a killed run left it unreadable.
+
+    DVC rewrites that JSON file in place around every stage it runs; a SIGKILL in the middle
+    leaves it truncated, and DVC then refuses every run ("remove '.dvc/tmp/rwlock' and try
+    again"). Called with the repository lock held, so no other DVC process in this repository is
+    running and every entry in the file is stale. Returns whether it was removed.
+    """
+    path = Path(repo.tmp_dir) / "rwlock"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return False
+    except FileNotFoundError:
+        return False
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s: unreadable (a run was killed while DVC wrote it); removed, as no other "
+                    "DVC process holds this repository", path)
+        path.unlink()
+        return True
 
 
 class _dvc_lock:

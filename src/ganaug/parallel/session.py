@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ganaug.lock import reset_broken_rwlock
+
 if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc.stage import Stage
@@ -213,29 +215,6 @@ def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Se
             session = Session(repo, targets, cmd_run)
             session.ignore_outputs()
             yield session
-
-
-def reset_broken_rwlock(repo: Repo) -> bool:
-    """Remove DVC's path-lock table (``.dvc/tmp/rwlock``) when a killed run left it unreadable.
-
-    DVC rewrites that JSON file in place around every stage it runs; a SIGKILL in the middle
-    leaves it truncated, and DVC then refuses every run ("remove '.dvc/tmp/rwlock' and try
-    again"). Called with the repository lock held, so no other DVC process in this repository is
-    running and every entry in the file is stale. Returns whether it was removed.
-    """
-    import json
-
-    path = Path(repo.tmp_dir) / "rwlock"
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-        return False
-    except FileNotFoundError:
-        return False
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        log.warning("%s: unreadable (a run was killed while DVC wrote it); removed, as no other "
-                    "DVC process holds this repository", path)
-        path.unlink()
-        return True
 
 
 def make_plan(repo: Repo, targets: Sequence[str]) -> Plan:
