@@ -1,11 +1,15 @@
 """Run the study with a params file in a fresh git + DVC repo (a copy of this project), timed.
 
-    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...] [--set KEY=VALUE ...] [TARGET ...]
+    python benchmarks/run_study.py PARAMS DEST [--link REL=TARGET ...] [--set KEY=VALUE ...]
+        [--cache DIR] [TARGET ...]
 
 ``--link data/raw/fer2013.npz=../shared/data/fer2013.npz`` symlinks a dataset into the copy (the
 target is resolved from the current directory). ``--set gan.arch=wgan_gp`` overrides (or adds) one params key
 (the value is read as YAML), like ``dvc exp run -S``. TARGETs (stage names, as for ``dvc repro``)
-reproduce only those stages and what they need. Prints the wall time of ``dvc repro`` and writes
+reproduce only those stages and what they need. ``--cache DIR`` makes the copy use a DVC cache
+shared with other copies (``dvc config --local cache.dir``): its run-cache then restores a stage
+another study already ran with the same deps, params and code (the scorer, the real-only runs)
+instead of training it again. Prints the wall time of ``dvc repro`` and writes
 it to DEST/timing.json; results are in DEST/metrics/summary.json and DEST/plots/report/README.md.
 """
 
@@ -67,10 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--link", action="append", default=[], help="REL=TARGET symlink into the copy")
     p.add_argument("--set", action="append", default=[], dest="sets",
                    help="KEY=VALUE params override, KEY dotted (gan.arch=wgan_gp)")
+    p.add_argument("--cache", type=Path, help="a DVC cache directory shared between studies")
     p.add_argument("targets", nargs="*", help="stages to reproduce, as for dvc repro (default: all)")
     args = p.parse_intermixed_args(argv)  # targets may follow the options
     make_repo(args.dest, args.params, args.link, args.sets)
     env = {**os.environ, "PYTHONPATH": str(args.dest / "src")}
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "dvc", "config", "--local", "cache.dir",
+                        str(args.cache.resolve())], cwd=args.dest, env=env, check=True)
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro", *args.targets], cwd=args.dest,
                           env=env)

@@ -7,8 +7,9 @@
   normalised too).
 - Hinge loss for both; no gradient penalty (spectral norm bounds the discriminator).
 
-Usual params: ``lr_g = lr_d = 2e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``, ``n_critic = 2`` (5 in
-the paper; fewer is cheaper and fine with DiffAugment), ``ema_decay = 0.999``; for scarce data add
+Usual params: ``lr_g = lr_d = 2e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``, ``n_critic = 5`` (as in
+the paper; with 1 or 2 the discriminator stalled on low-data FER2013, its real and fake scores
+never separating: benchmarks/README.md), ``ema_decay = 0.999``; for scarce data add
 ``diffaugment: [color, translation, cutout]`` and ``lecam_weight: 0.1`` (DiffAugment and LeCam
 papers' settings for small datasets). ``width`` is the discriminator's first block's channels and
 the generator's last's; each block doubles (halves) it.
