@@ -102,7 +102,7 @@ def shrink(params: dict) -> dict:
     p["data"].update(real_per_class=4, real_fraction=None, val_per_class=3)
     for section in ("scorer", "classifier"):
         p[section].update(width=4, epochs=1, batch_size=8, patience=1, checkpoint_every=1,
-                          pretrained=None)
+                          pretrained=None, min_epochs=min(p[section].get("min_epochs", 0), 1))
     g = p["gan"]
     g.update(z_dim=8, width=4, steps=2, batch_size=8, checkpoint_every=1, log_every=1,
              warmup_steps=min(g["warmup_steps"], 1))
