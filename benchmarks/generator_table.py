@@ -14,10 +14,14 @@ time and the whole `dvc repro`'s. Prints a markdown table.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
+
+_STEP_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d) ganaug\.gan\.train INFO train_gan step (\d+)/(\d+):",
+                        re.MULTILINE)
 
 
 def _pct(v: float | None) -> str:
@@ -80,16 +84,29 @@ def _tricks(gan: dict) -> str:
 
 
 def _gan_seconds(study: Path) -> float | None:
-    """Wall time of train_gan from the step log (first to last logged step), when kept."""
-    log = study / "train_gan.log"
-    return float(log.read_text().strip()) if log.exists() else None
+    """Wall time of train_gan, from the timestamps of its step lines in the log that
+    ``run_study.py``'s output went to (``<study>.log`` beside the study, as
+    fer2013_generators.sh writes it): the time between the first and the last logged step,
+    scaled to all the steps. None when there is no such log."""
+    log = study.parent / f"{study.name}.log"
+    if not log.exists():
+        return None
+    points = []
+    for m in _STEP_LINE.finditer(log.read_text(errors="replace")):
+        h, mi, sec, step, total = map(int, m.groups())
+        points.append((h * 3600 + mi * 60 + sec, step, total))
+    if len(points) < 2 or points[-1][1] == points[0][1]:
+        return None
+    (t0, s0, _), (t1, s1, total) = points[0], points[-1]
+    elapsed = (t1 - t0) % 86400  # a run past midnight
+    return elapsed / (s1 - s0) * total
 
 
 def table(rows: list[dict]) -> str:
     head = ("| generator | FID | KID | precision | recall | density | coverage | spread | "
             "closer to test (real) | real only | CAS (best) | CAS / real | best mix | gain "
-            "[95% CI] | Holm |")
-    lines = [head, "|" + "---|" * 15]
+            "[95% CI] | Holm | GAN min |")
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         name = r["arch"] + (f" + {r['tricks']}" if r["tricks"] else "")
         share = r["cas"] / r["real_only"] if r["cas"] is not None and r["real_only"] else None
@@ -103,7 +120,8 @@ def table(rows: list[dict]) -> str:
             f"({_pct(r['closer_to_test_real'])}%) | {_pct(r['real_only'])} ± "
             f"{_pct(r['real_only_std'])} | {_pct(r['cas'])} ({r['cas_strategy']}) | "
             f"{_num(share, '.0%')} | {r['best_mix']} | {gain} | "
-            f"{'yes' if r['gain_holm'] else 'no'} |")
+            f"{'yes' if r['gain_holm'] else 'no'} | "
+            f"{_num(None if r['gan_seconds'] is None else r['gan_seconds'] / 60, '.0f')} |")
     return "\n".join(lines)
 
 
