@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The generator comparison of issue 9 on low-data FER2013 (100 real images per class), 2 CPU cores:
-# the same study (benchmarks/fer2013_cpu.yaml) with each GAN family, one after another, each GAN
-# given about the same training time (steps set from seconds per step measured with
-# benchmarks/gan_preview.py at 1 thread: dcgan 1.04 s, wgan_gp 2.72 s, sngan with n_critic 5
-# 4.03 s, stargan 1.96 s; about 20 minutes at 1 thread, 10-12 on 2 quiet cores). Each study:
+# the same study (benchmarks/fer2013_cpu.yaml) with each GAN family, one after another. GAN steps:
+# sngan 300 took 15 minutes and wgan_gp 1050 19 on 2 quiet cores, stargan 600 about 21 at
+# one thread on shared cores; dcgan's 1150 took 6 (its budget came from a 12-step timing at one
+# thread that per-step overhead inflated; generator_table.py prints each GAN's minutes). Each study:
 # random and combined selection at 1x, synthetic-only at 1x, 2 seeds, the real-only learning
 # curve at 25/50/200 per class, classifiers for 20 epochs. The studies share one DVC cache
 # (DEST/cache), so the scorer and the real-only runs train once and later studies restore them
@@ -23,7 +23,7 @@ GRID=(--set 'study.strategies=[random, combined]' --set 'study.ratios=[1]'
 declare -A GAN
 GAN[dcgan]="--set gan.arch=dcgan --set gan.steps=1150 --set gan.n_critic=1 --set gan.lr_g=0.0002
   --set gan.lr_d=0.0002 --set gan.beta1=0.5 --set gan.beta2=0.999 --set gan.checkpoint_every=230"
-GAN[wgan_gp]="--set gan.arch=wgan_gp --set gan.steps=450 --set gan.checkpoint_every=150"
+GAN[wgan_gp]="--set gan.arch=wgan_gp --set gan.steps=1050 --set gan.checkpoint_every=210"
 # n_critic 5: with 1 or 2 the discriminator stalled on this data (benchmarks/README.md).
 GAN[sngan]="--set gan.arch=sngan --set gan.steps=300 --set gan.n_critic=5 --set gan.lr_g=0.0002
   --set gan.lr_d=0.0002 --set gan.beta1=0.0 --set gan.beta2=0.9
