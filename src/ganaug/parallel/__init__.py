@@ -10,9 +10,18 @@ See README.md, "Running in parallel".
 - :mod:`.workspace`: one instance on a worker
 - :mod:`.engine`: Dask (local workers, one per GPU, or a cluster's scheduler)
 - :mod:`.coordinator`: the loop between them
+- :mod:`.launcher`: ``python -m`` commands started from a warm interpreter
 - :mod:`.cli`: the command
 """
 
-from ganaug.parallel.cli import main, run_parallel
-
 __all__ = ["main", "run_parallel"]
+
+
+def __getattr__(name: str):
+    # Lazily: an instance started from the warm interpreter imports this package (for
+    # :mod:`.launcher`) and needs neither Dask nor DVC.
+    if name in __all__:
+        from ganaug.parallel import cli
+
+        return getattr(cli, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

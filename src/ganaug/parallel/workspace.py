@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ganaug.parallel import launcher
+
 log = logging.getLogger(__name__)
 
 # Variables that size the thread pools of PyTorch (OpenMP, MKL), numpy's BLAS and numexpr: set to
@@ -38,7 +40,7 @@ APPENDED_IN_PLACE = (".gitignore",)
 
 # Instance processes started by this process's worker threads, so that an interrupted run can end
 # them (an in-process local cluster runs its tasks in the coordinator's own process).
-_running: set[subprocess.Popen] = set()
+_running: set[subprocess.Popen | launcher.WarmProcess] = set()
 _running_lock = threading.Lock()
 
 
@@ -88,7 +90,9 @@ def run_instance(spec: InstanceSpec) -> InstanceResult:
     seen = {k: env[k] for k in SEEN_VARS if k in env}
     log_path = Path(spec.log)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as out:
+    log_path.write_bytes(b"")
+    # Appending: a warm-started command appends to the same file through its own descriptor.
+    with log_path.open("a") as out:
         out.write(f"# ganaug.parallel: {spec.name} on worker {worker} in {spec.workspace}; "
                   + " ".join(f"{k}={v}" for k, v in seen.items()) + "\n")
         try:
@@ -110,7 +114,7 @@ def _run_commands(spec: InstanceSpec, env: dict[str, str], out) -> int:
     for argv in spec.commands:
         out.write(f"> {argv[-1]}\n")  # DVC runs [shell, options..., "-c", line]
         out.flush()
-        returncode = _run(list(argv), cwd, env, out)
+        returncode = _run(list(argv), cwd, env, out, spec.log)
         if returncode != 0:
             out.write(f"ERROR: failed to run: {argv[-1]}, exited with {returncode}\n")
             return returncode
@@ -144,9 +148,17 @@ def terminate_running() -> None:
             proc.kill()
 
 
-def _run(cmd: list[str], cwd: str, env: dict[str, str], out) -> int:
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+def _run(cmd: list[str], cwd: str, env: dict[str, str], out, log: str) -> int:
+    """Run one command line, its output to ``out`` (the file at ``log``): a ``python -m``
+    line from the warm interpreter (:mod:`.launcher`), anything else through the shell."""
+    call = launcher.python_module_call(cmd, env) if launcher.enabled(env) else None
+    if call is not None and launcher.serves(env):
+        out.write(f"# {launcher.WARM_NOTE}\n")
+        out.flush()
+        proc = launcher.start(*call, cwd=cwd, env=env, log=log)
+    else:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
     with _running_lock:
         _running.add(proc)
     try:

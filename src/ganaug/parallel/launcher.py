@@ -1,0 +1,357 @@
+"""Start a stage's ``python -m <module>`` command from a warm interpreter.
+
+A stage instance's fixed cost is mostly starting Python and importing torch (about 2 s of a
+small model stage's 3 to 7 s; ``benchmarks/stage_overhead.py``), which DVC pays again for every
+instance because it starts one process per command. A worker that starts many instances can pay
+it once: a start server (``python -m ganaug.parallel.launcher``, one per coordinator) imports
+torch and the project's heavy modules a single time, and each instance is a fresh ``fork()`` of
+it that runs the stage's module as ``python -m`` would: its own process, working directory,
+environment, ``sys.argv``, ``sys.path[0]``, log and exit status. It is how the standard
+library's ``forkserver`` start method works; that one is not used as is because its children
+also re-run the parent's ``__main__`` (a user's script, say).
+
+What keeps it equal to a cold start:
+- Only a command line that is exactly ``python -m <module> [args]`` is started this way, with no
+  shell syntax (quotes are fine) and with ``python`` the coordinator's own interpreter on the
+  instance's ``PATH``; anything else runs through the shell as DVC would run it.
+- The server starts with the instances' thread settings (``OMP_NUM_THREADS`` ...), so thread
+  pools that read them when a library loads are sized as in a fresh process; an instance asking
+  for other settings starts cold.
+- Nothing in the server touches a GPU or runs a parallel kernel before forking (importing torch
+  does neither), so each instance initialises CUDA (with its own ``CUDA_VISIBLE_DEVICES``) and
+  OpenMP itself; the project reads its environment variables when called, not when imported.
+  Python's and numpy's global random generators are reseeded from the OS in each instance, as a
+  fresh interpreter's are.
+- Linux only (fork after loading Apple's frameworks is unsafe); ``GANAUG_WARM_START=0`` turns
+  it off. The parallel tests check that the tiny study gives the same bytes either way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+# Imported once by the server: what the stages' entry points import (torch through the project's
+# model modules). One that fails to import is left to the instances (they report it).
+PRELOAD = (
+    "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "dvclive",
+    "ganaug.config", "ganaug.stage", "ganaug.models.checkpoint", "ganaug.training",
+    "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection", "ganaug.report",
+)
+# Shell syntax that a plain argv split would not honour: such a line runs through the shell.
+SHELL_SYNTAX = re.compile(r"[;&|<>()$`*?\[\]{}~!#\\\n]")
+THREAD_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_")
+WARM_NOTE = "started from the warm interpreter (GANAUG_WARM_START=0: a fresh one)"
+POLL_S = 0.05  # how often the server looks for children that ended
+
+_lock = threading.Lock()
+_server: _Server | None = None
+
+
+def enabled(env: Mapping[str, str]) -> bool:
+    """Linux, not switched off, and no relative ``PYTHONPATH`` entry (which a fresh process
+    would resolve from the instance's working directory)."""
+    return (sys.platform.startswith("linux")
+            and env.get("GANAUG_WARM_START", "1").lower() not in ("0", "false", "no")
+            and all(os.path.isabs(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p))
+
+
+def python_module_call(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[str]] | None:
+    """``(module, args)`` when DVC's ``[shell, ..., "-c", line]`` runs ``python -m module args``
+    with this interpreter, else None."""
+    if len(argv) < 2 or argv[-2] != "-c":
+        return None
+    line = argv[-1]
+    if SHELL_SYNTAX.search(line):
+        return None
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return None
+    if len(words) < 3 or words[1] != "-m" or "=" in words[0] or words[2].startswith("-"):
+        return None
+    if not _is_this_python(words[0], env.get("PATH", os.defpath)):
+        return None
+    return words[2], words[3:]
+
+
+def _is_this_python(name: str, path: str) -> bool:
+    found = shutil.which(name, path=path)
+    if found is None:
+        return False
+    here = Path(sys.executable)
+    # A virtual environment's python is a link to the base interpreter: the same file is not
+    # enough, it must be the same environment's (same folder).
+    return Path(found).absolute().parent == here.absolute().parent and os.path.samefile(found, here)
+
+
+def thread_settings(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(THREAD_PREFIXES)}
+
+
+# --------------------------------------------------------------------------------------------
+# The coordinator's side
+# --------------------------------------------------------------------------------------------
+
+
+class WarmProcess:
+    """A started instance, with the part of :class:`subprocess.Popen` the workers use."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.returncode: int | None = None
+        self._started = threading.Event()
+        self._done = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._done.wait(timeout):
+            raise subprocess.TimeoutExpired(f"python -m (pid {self.pid})", timeout or 0)
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        if self.pid is not None and not self._done.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+
+class _Server:
+    """The start server, seen from the coordinator: requests go down its stdin as JSON lines,
+    ``{"id", "pid"}`` and ``{"id", "returncode"}`` come back on its stdout."""
+
+    def __init__(self, threads: Mapping[str, str]):
+        self.threads = dict(threads)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(THREAD_PREFIXES)}
+        env.update(threads)
+        # In "/": the server's first sys.path entry (its working directory, which each instance
+        # replaces with its own) holds no package of the project's or its dependencies'.
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganaug.parallel.launcher"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     cwd="/")
+        self._ids = itertools.count()
+        self._pending: dict[int, WarmProcess] = {}
+        self._write = threading.Lock()
+        ready = self.proc.stdout.readline()
+        if json.loads(ready or b"{}").get("ready") is not True:
+            self.proc.kill()
+            raise OSError("the warm interpreter did not start")
+        threading.Thread(target=self._read, name="ganaug warm start", daemon=True).start()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def start(self, request: dict) -> WarmProcess:
+        proc = WarmProcess()
+        with self._write:
+            ident = next(self._ids)
+            self._pending[ident] = proc
+            self.proc.stdin.write(json.dumps({"id": ident, **request}).encode() + b"\n")
+            self.proc.stdin.flush()
+        proc._started.wait()
+        return proc
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            proc = self._pending[msg["id"]]
+            if "pid" in msg:
+                proc.pid = msg["pid"]
+                proc._started.set()
+            else:
+                proc.returncode = msg["returncode"]
+                del self._pending[msg["id"]]
+                proc._done.set()
+        # The server is gone (killed): what it started cannot be followed any more.
+        for proc in list(self._pending.values()):
+            proc.returncode = -1
+            proc._started.set()
+            proc._done.set()
+
+    def close(self) -> None:
+        if self.alive:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def serves(env: Mapping[str, str]) -> bool:
+    """Whether the start server (started now if need be) can start an instance with ``env``'s
+    thread settings: the first instance's settings are the server's."""
+    global _server
+    threads = thread_settings(env)
+    with _lock:
+        if _server is None or not _server.alive:
+            try:
+                _server = _Server(threads)
+            except OSError:
+                return False
+        return threads == _server.threads
+
+
+def start(module: str, args: Sequence[str], cwd: str, env: Mapping[str, str],
+          log: str) -> WarmProcess:
+    """Start ``python -m module args`` in ``cwd`` with exactly ``env``, its output appended to
+    ``log`` (after :func:`serves` said yes)."""
+    assert _server is not None
+    return _server.start({"module": module, "args": list(args), "cwd": cwd, "env": dict(env),
+                          "log": log})
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop the start server (instances it started keep running to their end)."""
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.close()
+            _server = None
+
+
+# --------------------------------------------------------------------------------------------
+# The server's side
+# --------------------------------------------------------------------------------------------
+
+
+def serve(requests: int = 0, replies: int = 1) -> None:
+    """Import :data:`PRELOAD`, then fork one instance per request until the requests end.
+
+    Single-threaded, so a fork never copies a lock another thread holds; ended children are
+    collected every :data:`POLL_S` seconds. Replies are written with ``os.write`` (no Python
+    buffer for a child to inherit half-written). A child never returns here: it runs its module
+    and ends as the interpreter ends a ``python -m`` run (exit status, traceback, atexit)."""
+    import importlib
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the coordinator ends the instances
+    for name in PRELOAD:
+        # One that fails is left to the instance that needs it (it reports the error).
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+    # What the preloaded modules made stays put: children's collections skip it, and their
+    # pages stay shared with the server (the use Python's docs give for gc.freeze before fork).
+    import gc
+
+    gc.freeze()
+
+    def reply(msg: dict) -> None:
+        os.write(replies, json.dumps(msg).encode() + b"\n")
+
+    reply({"ready": True})
+    children: dict[int, int] = {}
+    pending = b""
+    open_ = True
+    while open_ or children:
+        if not open_:
+            time.sleep(POLL_S)
+        elif select.select([requests], [], [], POLL_S)[0]:
+            chunk = os.read(requests, 1 << 16)
+            open_ = bool(chunk)
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _run_module(request)  # never returns: ends the process
+                children[pid] = request["id"]
+                reply({"id": request["id"], "pid": pid})
+        while children:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            reply({"id": children.pop(pid), "returncode": os.waitstatus_to_exitcode(status)})
+
+
+def _run_module(request: dict) -> None:
+    """In the forked process: become ``python -m module args`` and end as it would."""
+    import random
+    import runpy
+
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(out)
+    os.close(null)
+    # Fresh streams on the new descriptors, buffered as a fresh interpreter's would be.
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
+    sys.path[0] = os.getcwd()  # `python -m` puts the working directory first
+    sys.argv = [request["module"], *request["args"]]
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+    code = 0
+    try:
+        runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code = -signal.SIGINT  # a fresh interpreter ends itself with the signal
+    except BaseException:  # noqa: BLE001 - what the interpreter does with an uncaught error
+        traceback.print_exc()
+        code = 1
+    _end(code)
+
+
+def _end(code: int) -> None:
+    """End as the interpreter ends: wait for the threads the module started, run the atexit
+    handlers, flush the streams and collect garbage (closing files still open); but skip tearing
+    down every module torch loaded (a second per instance), as multiprocessing's children do."""
+    import gc
+
+    with contextlib.suppress(Exception):
+        threading._shutdown()  # waits for non-daemon threads, as interpreter exit does
+    atexit._run_exitfuncs()
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if code < 0:
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    os._exit(code & 0xFF)
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    # Started by _Server in "/"; each instance puts its own working directory first on sys.path.
+    serve()
