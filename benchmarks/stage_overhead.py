@@ -4,7 +4,10 @@ DVC's own work per stage, and writing ``dvc.lock``.
     python benchmarks/stage_overhead.py [--stages 20] [--repeat 3]
 
 1. ``python -c pass`` and ``import torch`` (the floor every model stage pays).
-2. Each stage entry point started with ``--help`` (interpreter + its imports, nothing else).
+2. Each stage entry point started with ``--help`` (interpreter + its imports, nothing else),
+   cold (a fresh ``python -m``, as ``dvc repro`` starts it) and warm (forked from
+   ``ganaug.parallel``'s start server, as ``python -m ganaug.parallel`` starts it; the server's
+   own start-up, paid once per run, is printed on its own line).
 3. DVC's own work per stage: ``dvc repro`` of a pipeline of N stages whose command is ``true``
    (each with a file dependency and an output, like the study's), per stage, minus nothing:
    the command costs about 1 ms.
@@ -16,6 +19,7 @@ Best of ``--repeat`` runs each.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +37,26 @@ def best(cmd: list[str], repeat: int, cwd: Path = ROOT) -> float:
         start = time.perf_counter()
         subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def warm_best(stage: str, repeat: int) -> float:
+    """Seconds from asking the start server for ``python -m stages.<stage> --help`` to its end."""
+    from ganaug.parallel import launcher
+
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                  os.environ.get("PATH", "")])}
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            assert launcher.serves(env)
+            code = launcher.start(f"stages.{stage}", ["--help"], cwd=str(ROOT), env=env,
+                                  log=str(Path(tmp) / "log")).wait()
+            times.append(time.perf_counter() - start)
+            if code != 0:
+                raise SystemExit(f"stages.{stage} --help exited {code}: "
+                                 f"{(Path(tmp) / 'log').read_text()[-2000:]}")
     return min(times)
 
 
@@ -80,9 +104,16 @@ def main() -> None:
     py = sys.executable
     print(f"python -c pass: {best([py, '-c', 'pass'], args.repeat):.2f} s")  # noqa: T201
     print(f"import torch: {best([py, '-c', 'import torch'], args.repeat):.2f} s")  # noqa: T201
+    from ganaug.parallel import launcher
+
+    start = time.perf_counter()
+    launcher.serves(dict(os.environ))
+    print(f"ganaug.parallel's start server (once per run): "  # noqa: T201
+          f"{time.perf_counter() - start:.2f} s")
     for stage in STAGES:
         t = best([py, "-m", f"stages.{stage}", "--help"], args.repeat)
-        print(f"stages.{stage} start-up (imports): {t:.2f} s")  # noqa: T201
+        w = warm_best(stage, args.repeat)
+        print(f"stages.{stage} start-up (imports): {t:.2f} s cold, {w:.2f} s warm")  # noqa: T201
     print(f"DVC's work per stage (dvc repro of {args.stages} trivial stages): "  # noqa: T201
           f"{dvc_per_stage(args.stages, args.repeat):.2f} s")
     seconds, size = lock_write(args.repeat)

@@ -25,7 +25,7 @@ what = {"argv": sys.argv[1:], "cwd": os.getcwd(), "path0": sys.path[0], "name": 
         "file": __file__, "env": {k: os.environ.get(k) for k in ("PROBE", "NOT_PASSED")},
         "threads": __import__("torch").get_num_threads(), "random": random.random(),
         "np_random": __import__("numpy").random.random(), "stdin": sys.stdin.read()}
-print(json.dumps(what))
+print(json.dumps(what), flush=True)
 atexit.register(lambda: print("atexit ran"))
 kept = open("unclosed.txt", "w")  # never closed: the interpreter's exit flushes it
 kept.write("flushed at exit")

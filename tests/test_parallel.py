@@ -22,6 +22,7 @@ import yaml
 from e2e import REPO_ROOT, dvc, git, make_study, stages_run, study_env
 
 from ganaug.config import ParamsError, load_params
+from ganaug.parallel import launcher
 from ganaug.parallel.engine import EngineOptions, parse_gpus, usable_cores
 from ganaug.parallel.workspace import InstanceSpec, prepare_workspace
 from ganaug.validate import validate_params
@@ -386,6 +387,9 @@ def test_tiny_study_in_parallel_equals_dvc_repro(tiny_study, tmp_path):
     proc = parallel(repo, "--gpus", "0,1")
     assert f"{len(lock(repo)['stages'])} ran on workers" in summary_line(proc)
     assert "CUDA_VISIBLE_DEVICES=0" in proc.stderr and "CUDA_VISIBLE_DEVICES=1" in proc.stderr
+    # The stages' `python -m` commands started from the warm interpreter (ganaug.parallel.launcher)
+    logs = repo / ".dvc" / "tmp" / "parallel" / "logs"
+    assert launcher.WARM_NOTE in (logs / "train_gan.log").read_text()
     same_results(repo, tiny_study[0])
 
 
@@ -409,7 +413,10 @@ def test_tiny_study_killed_part_way_and_rerun_equals_dvc_repro(tiny_study, tmp_p
     recorded = len(lock(repo)["stages"]) if (repo / "dvc.lock").exists() else 0
     assert recorded < len(lock(tiny_study[0])["stages"])  # really part-way
 
-    parallel(repo, "-j", "2")
+    # The rerun starts every command cold, so both ways are held to dvc repro's results.
+    parallel(repo, "-j", "2", GANAUG_WARM_START="0")
+    logs = repo / ".dvc" / "tmp" / "parallel" / "logs"
+    assert launcher.WARM_NOTE not in (logs / "report.log").read_text()
     same_results(repo, tiny_study[0])
 
 
