@@ -168,3 +168,14 @@ def test_instances_still_running_when_the_server_dies_are_reported_failed(probe_
     os.kill(proc.pid, signal.SIGKILL)  # the orphan
     assert launcher.serves(env)  # a new server takes over
     assert run_warm(probe_dir, "python -m probe_mod", instance_env())[0] == 0
+
+
+def test_a_missing_module_or_folder_fails_the_instance_with_the_reason_in_its_log(probe_dir):
+    code, out = run_warm(probe_dir, "python -m no_such_module_here", instance_env())
+    assert code == 1 and "No module named no_such_module_here" in out
+    env = instance_env()
+    call = launcher.python_module_call(shell_argv("python -m probe_mod"), env)
+    log = probe_dir / "missing.log"
+    proc = launcher.start(*call, cwd=str(probe_dir / "gone"), env=env, log=str(log))
+    assert proc.wait(timeout=60) == 1
+    assert "FileNotFoundError" in log.read_text() and "gone" in log.read_text()

@@ -290,28 +290,30 @@ def _run_module(request: dict) -> None:
     import random
     import runpy
 
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(out)
-    os.close(null)
-    # Fresh streams on the new descriptors, buffered as a fresh interpreter's would be.
-    sys.stdin = open(0, closefd=False)  # noqa: SIM115
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.path[0] = os.getcwd()  # `python -m` puts the working directory first
-    sys.argv = [request["module"], *request["args"]]
-    random.seed()
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed()
     code = 0
     try:
+        # The log first, so that anything failing after it (a missing folder) is written there.
+        out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        os.close(null)
+        # Fresh streams on the new descriptors, buffered as a fresh interpreter's would be.
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, errors="backslashreplace",  # noqa: SIM115
+                          closefd=False)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.path[0] = os.getcwd()  # `python -m` puts the working directory first
+        sys.argv = [request["module"], *request["args"]]
+        random.seed()
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
         runpy.run_module(request["module"], run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         code = _exit_code(exc)
