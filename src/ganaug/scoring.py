@@ -85,7 +85,7 @@ def scorer_features(scorer: Any, x: np.ndarray, batch_size: int, device: Any) ->
     """The scorer's penultimate features ``(N, D)`` float32 of uint8 images."""
     from ganaug.tensors import batched
 
-    return batched(scorer.features, x, batch_size, device).numpy().astype(np.float32)
+    return batched(scorer.features, x, batch_size, device).numpy()  # float32 already
 
 
 def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,

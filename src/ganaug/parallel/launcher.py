@@ -14,9 +14,9 @@ What keeps it equal to a cold start:
 - Only a command line that is exactly ``python -m <module> [args]`` is started this way, with no
   shell syntax (quotes are fine) and with ``python`` the coordinator's own interpreter on the
   instance's ``PATH``; anything else runs through the shell as DVC would run it.
-- The server starts with the instances' thread settings (``OMP_NUM_THREADS`` ...), so thread
-  pools that read them when a library loads are sized as in a fresh process; an instance asking
-  for other settings starts cold.
+- The server starts with the first instance's environment, so thread pools that read
+  ``OMP_NUM_THREADS`` (...) when a library loads are sized as in a fresh process; an instance
+  asking for other thread settings starts cold.
 - Nothing in the server touches a GPU or runs a parallel kernel before forking (importing torch
   does neither), so each instance initialises CUDA (with its own ``CUDA_VISIBLE_DEVICES``) and
   OpenMP itself; the project reads its environment variables when called, not when imported.
@@ -139,14 +139,15 @@ class _Server:
     """The start server, seen from the coordinator: requests go down its stdin as JSON lines,
     ``{"id", "pid"}`` and ``{"id", "returncode"}`` come back on its stdout."""
 
-    def __init__(self, threads: Mapping[str, str]):
-        self.threads = dict(threads)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(THREAD_PREFIXES)}
-        env.update(threads)
+    def __init__(self, env: Mapping[str, str]):
+        # The first instance's environment: what libraries read when they load (thread pools)
+        # is then what a fresh instance process would have read. Instances replace it whole.
+        self.threads = thread_settings(env)
         # In "/": the server's first sys.path entry (its working directory, which each instance
         # replaces with its own) holds no package of the project's or its dependencies'.
         self.proc = subprocess.Popen([sys.executable, "-m", "ganaug.parallel.launcher"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env=dict(env),
                                      cwd="/")
         self._ids = itertools.count()
         self._pending: dict[int, WarmProcess] = {}
@@ -205,7 +206,7 @@ def serves(env: Mapping[str, str]) -> bool:
     with _lock:
         if _server is None or not _server.alive:
             try:
-                _server = _Server(threads)
+                _server = _Server(env)
             except OSError:
                 return False
         return threads == _server.threads
