@@ -41,14 +41,14 @@ def write_folder(root: Path, n: int, size: int, classes: int, seed: int = 0) -> 
             root / f"class{i % classes}" / f"{i:06d}.png")
 
 
-WIDTH = 32  # small_cnn's width (--width)
-TRAIN = True  # False (--data-only): batches are made and dropped, no model
-
-
-def model_and_opt(classes: int, size: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def model_and_opt(classes: int, size: int, width: int | None
+                  ) -> tuple[torch.nn.Module | None, torch.optim.Optimizer | None]:
+    """small_cnn of ``width`` and its optimiser; ``(None, None)`` for no model (--data-only)."""
+    if width is None:
+        return None, None
     torch.manual_seed(0)
     model = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=classes, image_size=size,
-                                         width=WIDTH)
+                                         width=width)
     return model.train(), torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
@@ -61,7 +61,7 @@ def step(model, opt, x, y) -> None:
     opt.step()
 
 
-def project_path(root: Path, epochs: int, size: int, classes: int) -> float:
+def project_path(root: Path, epochs: int, size: int, classes: int, width: int | None) -> float:
     """Images/s: decode once into uint8, then index, augment and train from memory."""
     from ganaug.data.image_folder import ImageFolderConfig, load_image_folder
 
@@ -69,7 +69,7 @@ def project_path(root: Path, epochs: int, size: int, classes: int) -> float:
                                               layout="flat", channels=1))
     xt, yt = torch.from_numpy(raw.x), torch.from_numpy(raw.y)  # uint8 (N, 1, H, W)
     cfg = TrainConfig(max_shift=3, hflip=True)
-    model, opt = model_and_opt(classes, size) if TRAIN else (None, None)
+    model, opt = model_and_opt(classes, size, width)
     timed, images = 0.0, 0
     for epoch in range(epochs + 1):  # epoch 0: warm-up
         start = time.perf_counter()
@@ -84,7 +84,8 @@ def project_path(root: Path, epochs: int, size: int, classes: int) -> float:
     return images / timed
 
 
-def reference_path(root: Path, epochs: int, size: int, classes: int, workers: int) -> float:
+def reference_path(root: Path, epochs: int, size: int, classes: int, workers: int,
+                   width: int | None) -> float:
     """Images/s: ImageFolder + DataLoader, PIL decoding and torchvision transforms per epoch."""
     from torchvision import datasets, transforms
 
@@ -94,7 +95,7 @@ def reference_path(root: Path, epochs: int, size: int, classes: int, workers: in
     loader = torch.utils.data.DataLoader(datasets.ImageFolder(str(root), tf), batch_size=64,
                                          shuffle=True, num_workers=workers,
                                          persistent_workers=workers > 0)
-    model, opt = model_and_opt(classes, size) if TRAIN else (None, None)
+    model, opt = model_and_opt(classes, size, width)
     timed, images = 0.0, 0
     for epoch in range(epochs + 1):
         start = time.perf_counter()
@@ -117,20 +118,19 @@ def main() -> None:
     p.add_argument("--width", type=int, default=32, help="small_cnn's width")
     p.add_argument("--data-only", action="store_true", help="no model: the data paths alone")
     args = p.parse_args()
-    global WIDTH, TRAIN
-    WIDTH, TRAIN = args.width, not args.data_only
+    width = None if args.data_only else args.width
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
         write_folder(root, args.images, args.size, args.classes)
-        ours = project_path(root, args.epochs, args.size, args.classes)
+        ours = project_path(root, args.epochs, args.size, args.classes, width)
         print(f"# {args.images} {args.size}x{args.size} grey PNGs, {args.classes} classes, "  # noqa: T201
               + ("no model (data only)" if args.data_only else f"small_cnn width {args.width}")
               + f", batch 64, {args.epochs} timed epochs, "
               f"{torch.get_num_threads()} torch threads")
         print(f"project (uint8 in memory, augment on the device): {ours:.0f} images/s")  # noqa: T201
         for workers in args.workers:
-            ref = reference_path(root, args.epochs, args.size, args.classes, workers)
+            ref = reference_path(root, args.epochs, args.size, args.classes, workers, width)
             print(f"ImageFolder + DataLoader ({workers} workers): {ref:.0f} images/s; "  # noqa: T201
                   f"project / reference = {ours / ref:.2f}x")
 
