@@ -66,6 +66,8 @@ def test_forward_backward_shapes_and_finite(name, channels, size):
         logits = model(x)
     assert feats.shape == (2, model.feature_dim)
     assert torch.isfinite(feats).all() and torch.isfinite(logits).all()
+    # the score stage takes logits from the features of the same pass: they must be forward's
+    assert torch.equal(model.classify(feats), logits)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -111,6 +111,37 @@ def test_polynomial_mmd2_matches_a_direct_double_sum():
     assert polynomial_mmd2(x, y) == pytest.approx(sxx + syy - 2 * sxy)
 
 
+def test_feature_stats_in_row_blocks_agree_with_numpy_and_keep_float32_input():
+    """Large feature sets are reduced a block at a time (a 1M-image pool's features are never
+    copied whole in float64); the result is np.cov's to rounding, whatever the block size."""
+    f = (np.random.default_rng(1).normal(size=(1003, 6)) * [1, 5, 0.1, 3, 2, 1] + 7
+         ).astype(np.float32)
+    exact_mu, exact_sigma = f.astype(np.float64).mean(0), np.cov(f.astype(np.float64).T)
+    one_block = feature_stats(f)  # 6,018 elements: under the default block, np.cov itself
+    assert np.array_equal(one_block[0], exact_mu) and np.array_equal(one_block[1], exact_sigma)
+    for chunk in (12, 600, 6 * 1002, 6 * 1003 - 1):  # 2-row blocks, a ragged last block, ...
+        mu, sigma = feature_stats(f, chunk=chunk)
+        assert mu.dtype == sigma.dtype == np.float64
+        np.testing.assert_allclose(mu, exact_mu, rtol=1e-12)
+        np.testing.assert_allclose(sigma, exact_sigma, rtol=1e-10, atol=1e-12)
+    nan = f.copy()
+    nan[500, 2] = np.nan  # a NaN feature poisons the statistics in both paths, never silently
+    assert np.isnan(feature_stats(nan, chunk=60)[1][2, 2])
+    assert np.isnan(feature_stats(nan)[1][2, 2])
+
+
+def test_kernel_distance_converts_only_its_subsets_and_gives_the_same_values():
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    y = (rng.normal(size=(200, 5)) + 0.2).astype(np.float32)
+    ref_rng = np.random.default_rng(3)  # the definition: whole sets in float64, then subsets
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    values = [polynomial_mmd2(x64[ref_rng.choice(300, 50, replace=False)],
+                              y64[ref_rng.choice(200, 50, replace=False)]) for _ in range(7)]
+    assert kernel_distance(x, y, 50, 7, np.random.default_rng(3)) == (
+        float(np.mean(values)), float(np.std(values)))
+
+
 def test_kernel_distance_near_zero_for_one_distribution_and_positive_for_a_shift():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))

@@ -84,3 +84,15 @@ def test_batched_applies_fn_in_model_range_and_concatenates():
     assert np.allclose(out.numpy(), expected, atol=1e-6)
     with pytest.raises(ValueError, match="no images"):
         batched(fn, x[:0], batch_size=4, device=torch.device("cpu"))
+
+
+def test_batched_fills_one_output_per_result_of_a_tuple():
+    x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
+
+    def fn(t):
+        return t.flatten(1), t.flatten(1).sum(1).to(torch.float64)
+
+    flat, total = batched(fn, x, batch_size=3, device=torch.device("cpu"))
+    assert flat.shape == (10, 4) and total.shape == (10,) and total.dtype == torch.float32
+    assert torch.equal(flat, batched(lambda t: t.flatten(1), x, 3, torch.device("cpu")))
+    assert torch.allclose(total, flat.sum(1))

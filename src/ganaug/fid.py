@@ -20,12 +20,36 @@ from scipy import linalg
 log = logging.getLogger(__name__)
 
 
-def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean ``(D,)`` and covariance ``(D, D)`` of features ``(N, D)`` (N >= 2)."""
-    f = np.asarray(features, dtype=np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"feature_stats needs (N >= 2, D) features, got shape {f.shape}")
-    return f.mean(axis=0), np.cov(f, rowvar=False)
+# Float64 elements of the features converted at a time by feature_stats (64 MiB): a pool of 1M
+# images with 128 features would otherwise be copied twice in float64 (2 GB) for its covariance.
+STATS_CHUNK = 1 << 23
+
+
+def feature_stats(features: np.ndarray, chunk: int = STATS_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+    """Mean ``(D,)`` and covariance ``(D, D)`` of features ``(N, D)`` (N >= 2), in float64.
+
+    Up to ``chunk`` elements this is ``np.cov``; beyond, the same two passes (the mean, then the
+    sum of the centred outer products) over row blocks of ``chunk`` elements, so the memory used
+    does not grow with N. The two agree to rounding (a test checks).
+    """
+    shape = np.shape(features)
+    if len(shape) != 2 or shape[0] < 2:
+        raise ValueError(f"feature_stats needs (N >= 2, D) features, got shape {shape}")
+    n, d = shape
+    rows = max(2, chunk // max(d, 1))
+    if n <= rows:
+        f = np.asarray(features, dtype=np.float64)
+        return f.mean(axis=0), np.cov(f, rowvar=False)
+    blocks = range(0, n, rows)
+    total = np.zeros(d)
+    for s in blocks:
+        total += np.asarray(features[s:s + rows], dtype=np.float64).sum(axis=0)
+    mean = total / n
+    cov = np.zeros((d, d))
+    for s in blocks:
+        centred = np.asarray(features[s:s + rows], dtype=np.float64) - mean
+        cov += centred.T @ centred
+    return mean, cov / (n - 1)
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -65,13 +89,12 @@ def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
 def kernel_distance(x: np.ndarray, y: np.ndarray, subset_size: int, subsets: int,
                     rng: np.random.Generator) -> tuple[float, float]:
     """KID: mean and std of unbiased MMD^2 over random subsets (Binkowski et al. 2018)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     size = min(subset_size, len(x), len(y))
     if size < 2:
         raise ValueError(f"kernel_distance needs at least 2 samples per set, got {len(x)}, {len(y)}")
-    values = [
-        polynomial_mmd2(x[rng.choice(len(x), size, replace=False)],
-                        y[rng.choice(len(y), size, replace=False)])
+    values = [  # each subset taken first, then converted: never the whole set in float64
+        polynomial_mmd2(np.asarray(x[rng.choice(len(x), size, replace=False)], np.float64),
+                        np.asarray(y[rng.choice(len(y), size, replace=False)], np.float64))
         for _ in range(subsets)
     ]
     return float(np.mean(values)), float(np.std(values))

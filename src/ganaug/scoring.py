@@ -106,9 +106,17 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
 
     scorer = scorer.eval()
     disc = gan.discriminator.eval()
-    probs = batched(lambda x: torch.softmax(scorer(x).float() / temperature, 1), images,
-                    batch_size, device).numpy()
-    feats = scorer_features(scorer, images, batch_size, device)
+    if hasattr(scorer, "classify"):  # one forward pass gives both: forward = classify(features)
+        def both(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            f = scorer.features(x)
+            return f, torch.softmax(scorer.classify(f).float() / temperature, 1)
+
+        feats_t, probs_t = batched(both, images, batch_size, device)
+        feats, probs = feats_t.numpy(), probs_t.numpy()
+    else:  # a registered classifier without classify(): two passes
+        probs = batched(lambda x: torch.softmax(scorer(x).float() / temperature, 1), images,
+                        batch_size, device).numpy()
+        feats = scorer_features(scorer, images, batch_size, device)
     labels = np.asarray(labels, np.int64)
     labels_t = torch.from_numpy(labels)
     columns: dict[str, list] = {name: [] for name in gan.family.score_names}
@@ -244,17 +252,22 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
     (-1: made from noise), or None; ``data``: the prepared source dataset; ``cfg``: the
     ``score`` section.
     """
-    table, fake_feats = score_images(images, labels, scorer, gan, cfg.batch_size, device)
+    table, fake_feats = score_images(images, labels, scorer, gan, cfg.batch_size, device,
+                                     temperature)
     if sources is not None:
         table["source_index"], table["source_label"] = sources[:, 0], sources[:, 1]
     x_real, y_real = data.split("train")
     real_feats = scorer_features(scorer, x_real, cfg.batch_size, device)
     subset = fid_subset(labels, cfg.fid_per_class, cfg.seed)
+    if len(subset) == len(labels):  # the whole pool: no copy of its features (0.5 GB at 1M)
+        fid_feats, fid_labels = fake_feats, labels
+    else:
+        fid_feats, fid_labels = fake_feats[subset], labels[subset]
     prdc_subset = fid_subset(labels, cfg.prdc_per_class, cfg.seed)
     classes = data.classes
     metrics: dict[str, Any] = {
         "scorer_temperature": temperature,
-        "fid_kid": fid_report(real_feats, y_real, fake_feats[subset], labels[subset], classes,
+        "fid_kid": fid_report(real_feats, y_real, fid_feats, fid_labels, classes,
                               feature_space="scorer", **kid_settings(cfg)),
         "prdc": prdc_report(real_feats, y_real, fake_feats[prdc_subset], labels[prdc_subset],
                             classes, cfg.prdc_k),

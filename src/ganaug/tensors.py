@@ -39,27 +39,33 @@ def release_pages(x: Any) -> None:
 
 
 @torch.no_grad()
-def batched(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray | torch.Tensor,
-            batch_size: int, device: torch.device) -> torch.Tensor:
-    """Apply ``fn`` to uint8 images in batches on ``device``; returns the concatenated CPU output.
+def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray | torch.Tensor, batch_size: int,
+            device: torch.device) -> Any:
+    """Apply ``fn`` to uint8 images in batches on ``device``; returns the concatenated CPU output
+    (float32), or a tuple of them when ``fn`` returns a tuple of tensors (several results of one
+    pass, e.g. a classifier's features and probabilities).
 
     ``x`` may be a numpy memmap: only one batch at a time is read into memory.
     """
-    out: torch.Tensor | None = None  # filled in place: no list of batches to concatenate, which
-    # would hold the output twice (0.5 GB more for a 1M-image pool's scorer features)
+    outs: tuple[torch.Tensor, ...] | None = None  # filled in place: no list of batches to
+    # concatenate, which would hold the output twice (0.5 GB more for a 1M-image pool's features)
+    single = True
     for i, start in enumerate(range(0, len(x), batch_size)):
         chunk = x[start: start + batch_size]
         chunk = torch.from_numpy(np.array(chunk)) if isinstance(chunk, np.ndarray) else chunk  # copy
-        y = fn(to_model_range(chunk.to(device))).float().cpu()
-        if out is None:
-            out = torch.empty((len(x), *y.shape[1:]), dtype=y.dtype)
-        out[start: start + len(y)] = y
+        y = fn(to_model_range(chunk.to(device)))
+        single = not isinstance(y, tuple)
+        ys = tuple(t.float().cpu() for t in ((y,) if single else y))
+        if outs is None:
+            outs = tuple(torch.empty((len(x), *t.shape[1:]), dtype=t.dtype) for t in ys)
+        for out, t in zip(outs, ys, strict=True):
+            out[start: start + len(t)] = t
         if i % RELEASE_EVERY == RELEASE_EVERY - 1:
             release_pages(x)
     release_pages(x)
-    if out is None:
+    if outs is None:
         raise ValueError("batched: no images to process")
-    return out
+    return outs[0] if single else outs
 
 
 def random_shift(x: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:

@@ -3,7 +3,9 @@
 Every classifier is built as ``CLASSIFIERS.get(name)(in_channels=, num_classes=, image_size=,
 width=, **extra)``, takes float images ``(N, C, H, W)`` in [-1, 1], returns logits
 ``(N, num_classes)``, and exposes ``features(x) -> (N, feature_dim)``, the penultimate layer (the
-offline FID feature space), and ``feature_dim``. Every argument is a plain JSON value: checkpoints
+offline FID feature space), ``classify(features) -> logits`` (so ``forward(x)`` is
+``classify(features(x))`` and the score stage gets both from one pass), and ``feature_dim``.
+Every argument is a plain JSON value: checkpoints
 store them and rebuild the model from the file alone.
 
 | name             | for                          | extra kwargs                            |
@@ -66,8 +68,11 @@ class SmallCNN(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.classify(self.features(x))
 
 
 @CLASSIFIERS.register("small_cnn")

@@ -70,5 +70,8 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))  # (N, feature_dim, H/32 or H/8, ..)
         return torch.flatten(self.avgpool(x), 1)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.classify(self.features(x))

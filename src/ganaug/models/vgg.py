@@ -50,8 +50,11 @@ class VGGSmall(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.classify(self.features(x))
 
 
 class VGG16(nn.Module):
@@ -100,5 +103,8 @@ class VGG16(nn.Module):
         x = self.avgpool(self.convs(self.prep(x)))  # (N, 8w, 7, 7)
         return self.classifier(torch.flatten(x, 1))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+        return self.classify(self.features(x))
