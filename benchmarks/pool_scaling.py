@@ -7,6 +7,8 @@ DCGAN (width 16, random weights: the cost does not depend on what it learnt) on 
 images, 7 classes, then ``run_score`` with a small_cnn scorer (width 32) and the default score
 params, as the generate and score stages do (the pool memory-mapped, read a batch at a time).
 Prints seconds and peak RSS per stage and N, and the time per 100k images (linear means flat).
+``--steps`` also prints each scoring step's peak RSS (Linux: the high-water mark is reset before
+each step through ``/proc/self/clear_refs``), to find the step whose memory grows with N.
 The pools are deleted after each N; N = 1M needs about 2.5 GB of disk.
 """
 
@@ -23,18 +25,59 @@ import time
 from pathlib import Path
 
 
-def child(n: int, work: Path, stage: str) -> None:
+def _status_mib(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) // 1024
+    raise KeyError(key)
+
+
+STEP_PEAK_MIB = [0]  # the highest step peak: resetting the high-water mark also resets ru_maxrss
+
+
+def trace_steps() -> None:
+    """Wrap the scoring steps so each prints its seconds and peak RSS to stderr."""
+    import functools
+
+    from ganaug import scoring
+
+    def wrap(name: str) -> None:
+        fn = getattr(scoring, name)
+
+        @functools.wraps(fn)
+        def traced(*args, **kwargs):
+            before = _status_mib("VmRSS")
+            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            STEP_PEAK_MIB[0] = max(STEP_PEAK_MIB[0], _status_mib("VmHWM"))
+            print(f"  step {name:<20} {time.perf_counter() - start:8.1f} s, RSS before "
+                  f"{before} MiB, peak {_status_mib('VmHWM')} MiB, after {_status_mib('VmRSS')} "
+                  "MiB", file=sys.stderr, flush=True)
+            return out
+
+        setattr(scoring, name, traced)
+
+    for name in ("score_images", "scorer_features", "fid_report", "prdc_report",
+                 "score_summary", "pixel_diversity", "memorisation_check", "save_scores"):
+        wrap(name)
+
+
+def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
     """One stage for one N, in this process."""
     import numpy as np
     import torch
 
+    from ganaug import scoring
     from ganaug.config import GanConfig, ScoreConfig
     from ganaug.data import Prepared
     from ganaug.gan import family_for
     from ganaug.gan.family import LoadedGan
     from ganaug.models import CLASSIFIERS
     from ganaug.pool import load_pool, load_sources, make_pool
-    from ganaug.scoring import run_score, save_scores
+
+    if steps and stage == "score":
+        trace_steps()
 
     torch.manual_seed(0)
     k, per_class = 7, n // 7
@@ -54,11 +97,11 @@ def child(n: int, work: Path, stage: str) -> None:
         scorer = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=k, image_size=48,
                                               width=32).eval()
         images, labels, _ = load_pool(work / "pool")
-        result = run_score(images, labels, load_sources(work / "pool", len(labels)), scorer, gan,
+        result = scoring.run_score(images, labels, load_sources(work / "pool", len(labels)), scorer, gan,
                            data, ScoreConfig(batch_size=1024), device)
-        save_scores(work / "scores", result.scores)
+        scoring.save_scores(work / "scores", result.scores)
     seconds = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
+    rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, STEP_PEAK_MIB[0])  # MiB
     print(json.dumps({"n": per_class * k, "stage": stage, "seconds": seconds,  # noqa: T201
                       "peak_rss_mib": rss}))
 
@@ -67,10 +110,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     p.add_argument("--dir", type=Path, default=None, help="where the pools go (default: a temp dir)")
+    p.add_argument("--steps", action="store_true",
+                   help="also print each scoring step's seconds and peak RSS (Linux)")
     p.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(int(args.child[0]), Path(args.child[1]), args.child[2])
+        child(int(args.child[0]), Path(args.child[1]), args.child[2], args.steps)
         return
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
@@ -81,8 +126,9 @@ def main() -> None:
             work = base / str(n)
             work.mkdir()
             for stage in ("generate", "score"):
-                out = subprocess.run([sys.executable, __file__, "--child", str(n), str(work), stage],
-                                     capture_output=True, text=True, check=True)
+                cmd = [sys.executable, __file__, "--child", str(n), str(work), stage]
+                out = subprocess.run(cmd + ["--steps"] * args.steps, stdout=subprocess.PIPE,
+                                     text=True, check=True)  # stderr (--steps, warnings) shown
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 r = rows[-1]
                 print(f"{r['stage']:<9} N={r['n']:>9,}: {r['seconds']:8.1f} s "  # noqa: T201
