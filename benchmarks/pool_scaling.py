@@ -8,7 +8,8 @@ images, 7 classes, then ``run_score`` with a small_cnn scorer (width 32) and the
 params, as the generate and score stages do (the pool memory-mapped, read a batch at a time).
 Prints seconds and peak RSS per stage and N, and the time per 100k images (linear means flat).
 ``--steps`` also prints each scoring step's peak RSS (Linux: the high-water mark is reset before
-each step through ``/proc/self/clear_refs``), to find the step whose memory grows with N.
+each step through ``/proc/self/clear_refs``), and the peak of the code between steps, to find
+the step whose memory grows with N.
 The pools are deleted after each N; N = 1M needs about 2.5 GB of disk.
 """
 
@@ -35,6 +36,18 @@ def _status_mib(key: str) -> int:
 STEP_PEAK_MIB = [0]  # the highest step peak: resetting the high-water mark also resets ru_maxrss
 
 
+LAST_STEP = ["start"]
+
+
+def gap_peak() -> None:
+    """Print (and count) the peak RSS since the last traced step ended, when it is higher than
+    what that step left: code outside the traced steps (loading, the lines between steps)."""
+    peak = _status_mib("VmHWM")
+    STEP_PEAK_MIB[0] = max(STEP_PEAK_MIB[0], peak)
+    print(f"  after {LAST_STEP[0]:<20} peak {peak} MiB (up to the next step)", file=sys.stderr,
+          flush=True)
+
+
 def trace_steps() -> None:
     """Wrap the scoring steps so each prints its seconds and peak RSS to stderr."""
     import functools
@@ -46,11 +59,13 @@ def trace_steps() -> None:
 
         @functools.wraps(fn)
         def traced(*args, **kwargs):
+            gap_peak()  # the code between two steps counts too
             before = _status_mib("VmRSS")
             Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
             start = time.perf_counter()
             out = fn(*args, **kwargs)
             STEP_PEAK_MIB[0] = max(STEP_PEAK_MIB[0], _status_mib("VmHWM"))
+            LAST_STEP[0] = name
             print(f"  step {name:<20} {time.perf_counter() - start:8.1f} s, RSS before "
                   f"{before} MiB, peak {_status_mib('VmHWM')} MiB, after {_status_mib('VmRSS')} "
                   "MiB", file=sys.stderr, flush=True)
@@ -101,6 +116,8 @@ def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
                            data, ScoreConfig(batch_size=1024), device)
         scoring.save_scores(work / "scores", result.scores)
     seconds = time.perf_counter() - start
+    if steps and stage == "score":
+        gap_peak()
     rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, STEP_PEAK_MIB[0])  # MiB
     print(json.dumps({"n": per_class * k, "stage": stage, "seconds": seconds,  # noqa: T201
                       "peak_rss_mib": rss}))

@@ -8,7 +8,7 @@ import torch
 
 from ganaug.config import GanConfig, ScoreConfig
 from ganaug.data import Prepared
-from ganaug.gan import family_for
+from ganaug.gan import FAMILIES, family_for
 from ganaug.gan.family import LoadedGan
 from ganaug.models import CLASSIFIERS
 from ganaug.scoring import run_score, score_images
@@ -87,3 +87,32 @@ def test_run_score_applies_the_checkpoints_temperature(parts):
     np.testing.assert_allclose(result.scores.table.confidence, p[np.arange(40), labels],
                                rtol=1e-5, atol=1e-7)
     assert result.metrics["scorer_temperature"] == 0.5
+
+
+@pytest.mark.parametrize("arch", list(FAMILIES))
+def test_chunked_cpu_scoring_equals_one_whole_batch(arch):
+    """On the CPU, 48x48 images are scored 256 at a time whatever batch_size says: every column
+    and the features equal one pass over all the images at once, and each image's discriminator
+    score is computed with its own label (300 images: chunks of 256 and 44)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    n, k = 300, 7
+    images = rng.integers(0, 256, (n, 1, 48, 48), dtype=np.uint8)
+    labels = rng.integers(0, k, n)
+    family = family_for(GanConfig(arch=arch, z_dim=4, width=4, res_blocks=1), k, (1, 48, 48))
+    nets = family.build().eval()
+    gan = LoadedGan(family, nets.generator, nets.discriminator, {})
+    scorer = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=k, image_size=48,
+                                          width=4).eval()
+    table, feats = score_images(images, labels, scorer, gan, 1024, torch.device("cpu"), 0.8)
+    x = to_model_range(torch.from_numpy(images))
+    with torch.no_grad():
+        whole_feats = scorer.features(x)
+        probs = torch.softmax(scorer(x) / 0.8, 1).numpy()
+        disc = family.disc_scores(nets.discriminator, x, torch.from_numpy(labels))
+    np.testing.assert_allclose(feats, whole_feats.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table.confidence, probs[np.arange(n), labels], rtol=1e-5,
+                               atol=1e-6)
+    for name in family.score_names:
+        np.testing.assert_allclose(table[name], disc[name].float().numpy(), rtol=1e-4,
+                                   atol=1e-5, err_msg=name)

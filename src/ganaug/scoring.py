@@ -102,7 +102,7 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
     """
     import torch
 
-    from ganaug.tensors import batched
+    from ganaug.tensors import batched, inference_batch
 
     scorer = scorer.eval()
     disc = gan.discriminator.eval()
@@ -120,11 +120,12 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
     labels = np.asarray(labels, np.int64)
     labels_t = torch.from_numpy(labels)
     columns: dict[str, list] = {name: [] for name in gan.family.score_names}
-    for start in range(0, len(labels), batch_size):
-        y = labels_t[start: start + batch_size].to(device)
+    step = inference_batch(batch_size, device, tuple(images.shape[1:]))  # what batched() takes
+    for start in range(0, len(labels), step):
+        y = labels_t[start: start + step].to(device)
         out = batched(lambda x, y=y: torch.stack(
             [gan.family.disc_scores(disc, x, y)[n].float() for n in gan.family.score_names], 1),
-            images[start: start + batch_size], batch_size, device)        # (B, S)
+            images[start: start + step], step, device)        # (B, S): one batch, labels y
         for j, name in enumerate(gan.family.score_names):
             columns[name].append(out[:, j].numpy())
     table = pd.DataFrame({

@@ -38,6 +38,27 @@ def release_pages(x: Any) -> None:
         m.madvise(mmap.MADV_DONTNEED)
 
 
+# On the CPU a forward pass gains nothing from big batches, but its activations grow with them: a
+# 1024-image batch of 48x48 images holds about 0.6 GB of small_cnn activations (measured:
+# benchmarks/pool_scaling.py). So on the CPU, inference runs at most CPU_BATCH_PIXELS pixels per
+# image plane at a time (256 images at 48x48; the whole 1024 at 8x8); an accelerator gets the
+# configured batch size. Every model here maps each image independently in eval mode, so the
+# chunking changes no result (tests/test_scoring.py compares it with one whole-batch pass).
+CPU_BATCH_PIXELS = 256 * 48 * 48
+
+
+def inference_batch(batch_size: int, device: Any, image_shape: tuple[int, ...]) -> int:
+    """The images per forward pass for ``batch_size`` on ``device`` and images of shape
+    ``(C, H, W)``: ``batch_size`` on an accelerator, at most ``CPU_BATCH_PIXELS / (H * W)`` (at
+    least 1) on the CPU."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if torch.device(device).type != "cpu" or len(image_shape) < 2:
+        return batch_size
+    pixels = int(np.prod(image_shape[-2:]))
+    return max(1, min(batch_size, CPU_BATCH_PIXELS // max(pixels, 1)))
+
+
 @torch.no_grad()
 def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray | torch.Tensor, batch_size: int,
             device: torch.device) -> Any:
@@ -45,8 +66,10 @@ def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray | torch.Tensor, bat
     (float32), or a tuple of them when ``fn`` returns a tuple of tensors (several results of one
     pass, e.g. a classifier's features and probabilities).
 
-    ``x`` may be a numpy memmap: only one batch at a time is read into memory.
+    ``x`` may be a numpy memmap: only one batch at a time is read into memory. On the CPU the
+    batches are at most :func:`inference_batch` images.
     """
+    batch_size = inference_batch(batch_size, device, tuple(x.shape[1:]))
     outs: tuple[torch.Tensor, ...] | None = None  # filled in place: no list of batches to
     # concatenate, which would hold the output twice (0.5 GB more for a 1M-image pool's features)
     single = True
