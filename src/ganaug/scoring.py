@@ -102,7 +102,7 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
     """
     import torch
 
-    from ganaug.tensors import batched, inference_batch
+    from ganaug.tensors import batched
 
     scorer = scorer.eval()
     disc = gan.discriminator.eval()
@@ -118,23 +118,18 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
                         batch_size, device).numpy()
         feats = scorer_features(scorer, images, batch_size, device)
     labels = np.asarray(labels, np.int64)
-    labels_t = torch.from_numpy(labels)
-    columns: dict[str, list] = {name: [] for name in gan.family.score_names}
-    step = inference_batch(batch_size, device, tuple(images.shape[1:]))  # what batched() takes
-    for start in range(0, len(labels), step):
-        y = labels_t[start: start + step].to(device)
-        out = batched(lambda x, y=y: torch.stack(
-            [gan.family.disc_scores(disc, x, y)[n].float() for n in gan.family.score_names], 1),
-            images[start: start + step], step, device)        # (B, S): one batch, labels y
-        for j, name in enumerate(gan.family.score_names):
-            columns[name].append(out[:, j].numpy())
+    names = gan.family.score_names
+    disc_out = batched(lambda x, y: torch.stack(  # (N, S): each batch with its images' labels
+        [gan.family.disc_scores(disc, x, y)[n].float() for n in names], 1),
+        images, batch_size, device, labels)
+    columns = {name: disc_out[:, j].numpy() for j, name in enumerate(names)}
     table = pd.DataFrame({
         "index": np.arange(len(labels)),
         "label": labels,
         "confidence": probs[np.arange(len(labels)), labels],
         "predicted": probs.argmax(1),
         "predicted_prob": probs.max(1),
-        **{name: np.concatenate(v) if v else np.zeros(0) for name, v in columns.items()},
+        **columns,
     })
     return table, feats
 

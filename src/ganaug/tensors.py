@@ -60,29 +60,39 @@ def inference_batch(batch_size: int, device: Any, image_shape: tuple[int, ...]) 
 
 
 @torch.no_grad()
-def batched(fn: Callable[[torch.Tensor], Any], x: np.ndarray | torch.Tensor, batch_size: int,
-            device: torch.device) -> Any:
+def batched(fn: Callable[..., Any], x: np.ndarray | torch.Tensor, batch_size: int,
+            device: torch.device, *per_image: np.ndarray | torch.Tensor) -> Any:
     """Apply ``fn`` to uint8 images in batches on ``device``; returns the concatenated CPU output
     (float32), or a tuple of them when ``fn`` returns a tuple of tensors (several results of one
     pass, e.g. a classifier's features and probabilities).
 
-    ``x`` may be a numpy memmap: only one batch at a time is read into memory. On the CPU the
-    batches are at most :func:`inference_batch` images.
+    ``per_image``: arrays with one row per image (labels, say); ``fn`` gets each one's rows of
+    the batch, on ``device``, after the images. ``x`` may be a numpy memmap: only one batch at a
+    time is read into memory. On the CPU the batches are at most :func:`inference_batch` images.
+    The outputs are allocated once, before the loop, and nothing else outlives a batch: small
+    per-batch results kept between the big short-lived activation buffers fragment glibc's heap
+    (scoring a 1M pool batch by batch kept 2.7 GB that way; benchmarks/README.md).
     """
     batch_size = inference_batch(batch_size, device, tuple(x.shape[1:]))
+    per_image_t = [torch.as_tensor(a) for a in per_image]
+    for a in per_image_t:
+        if len(a) != len(x):
+            raise ValueError(f"batched: {len(a)} per-image rows for {len(x)} images")
     outs: tuple[torch.Tensor, ...] | None = None  # filled in place: no list of batches to
     # concatenate, which would hold the output twice (0.5 GB more for a 1M-image pool's features)
     single = True
     for i, start in enumerate(range(0, len(x), batch_size)):
         chunk = x[start: start + batch_size]
         chunk = torch.from_numpy(np.array(chunk)) if isinstance(chunk, np.ndarray) else chunk  # copy
-        y = fn(to_model_range(chunk.to(device)))
+        y = fn(to_model_range(chunk.to(device)),
+               *(a[start: start + batch_size].to(device) for a in per_image_t))
         single = not isinstance(y, tuple)
         ys = tuple(t.float().cpu() for t in ((y,) if single else y))
         if outs is None:
             outs = tuple(torch.empty((len(x), *t.shape[1:]), dtype=t.dtype) for t in ys)
         for out, t in zip(outs, ys, strict=True):
             out[start: start + len(t)] = t
+        del y, ys
         if i % RELEASE_EVERY == RELEASE_EVERY - 1:
             release_pages(x)
     release_pages(x)
