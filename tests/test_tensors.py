@@ -133,3 +133,20 @@ def test_batched_on_the_cpu_never_passes_more_than_the_cap():
     assert seen == [256, 256, 88]
     whole = to_model_range(torch.from_numpy(x)).flatten(1).sum(1, keepdim=True)
     assert torch.equal(out, whole)
+
+
+def test_batched_passes_each_batch_its_rows_of_the_per_image_arrays():
+    x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
+    labels = np.arange(10) * 3
+    weights = torch.arange(10, dtype=torch.float32) / 10
+
+    def fn(t, y, w):
+        assert len(t) == len(y) == len(w)
+        return torch.stack([y.float(), w, t.flatten(1)[:, 0]], 1)
+
+    out = batched(fn, x, 4, torch.device("cpu"), labels, weights)
+    assert torch.equal(out[:, 0], torch.from_numpy(labels).float())
+    assert torch.equal(out[:, 1], weights)
+    assert torch.equal(out[:, 2], to_model_range(torch.from_numpy(x)).flatten(1)[:, 0])
+    with pytest.raises(ValueError, match="9 per-image rows for 10 images"):
+        batched(fn, x, 4, torch.device("cpu"), labels[:9], weights)
