@@ -91,9 +91,9 @@ def test_run_score_applies_the_checkpoints_temperature(parts):
 
 @pytest.mark.parametrize("arch", list(FAMILIES))
 def test_chunked_cpu_scoring_equals_one_whole_batch(arch):
-    """On the CPU, 48x48 images are scored 256 at a time whatever batch_size says: every column
+    """On the CPU, 48x48 images are scored 64 at a time whatever batch_size says: every column
     and the features equal one pass over all the images at once, and each image's discriminator
-    score is computed with its own label (300 images: chunks of 256 and 44)."""
+    score is computed with its own label (300 images: four chunks of 64 and one of 44)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     n, k = 300, 7

@@ -107,11 +107,11 @@ def test_batched_fills_one_output_per_result_of_a_tuple():
 
 def test_inference_batch_caps_cpu_batches_by_pixels_and_leaves_accelerators_alone():
     cpu = torch.device("cpu")
-    assert CPU_BATCH_PIXELS == 256 * 48 * 48
-    assert inference_batch(1024, cpu, (1, 48, 48)) == 256
-    assert inference_batch(1024, "cpu", (3, 48, 48)) == 256  # channels do not count
+    assert CPU_BATCH_PIXELS == 64 * 48 * 48
+    assert inference_batch(1024, cpu, (1, 48, 48)) == 64
+    assert inference_batch(1024, "cpu", (3, 48, 48)) == 64  # channels do not count
     assert inference_batch(1024, cpu, (1, 8, 8)) == 1024  # the default study: unchanged
-    assert inference_batch(100, cpu, (1, 48, 48)) == 100  # never more than asked for
+    assert inference_batch(40, cpu, (1, 48, 48)) == 40  # never more than asked for
     assert inference_batch(1024, cpu, (3, 224, 224)) == CPU_BATCH_PIXELS // 224 ** 2
     assert inference_batch(1024, cpu, (1, 2000, 2000)) == 1  # at least one image
     assert inference_batch(1024, torch.device("cuda"), (1, 48, 48)) == 1024
@@ -122,7 +122,7 @@ def test_inference_batch_caps_cpu_batches_by_pixels_and_leaves_accelerators_alon
 
 def test_batched_on_the_cpu_never_passes_more_than_the_cap():
     """A 1024-image batch of 48x48 images would hold 0.6 GB of activations on the CPU."""
-    x = np.random.default_rng(0).integers(0, 256, (600, 1, 48, 48), dtype=np.uint8)
+    x = np.random.default_rng(0).integers(0, 256, (150, 1, 48, 48), dtype=np.uint8)
     seen = []
 
     def fn(t):
@@ -130,7 +130,7 @@ def test_batched_on_the_cpu_never_passes_more_than_the_cap():
         return t.flatten(1).sum(1, keepdim=True)
 
     out = batched(fn, x, batch_size=1024, device=torch.device("cpu"))
-    assert seen == [256, 256, 88]
+    assert seen == [64, 64, 22]
     whole = to_model_range(torch.from_numpy(x)).flatten(1).sum(1, keepdim=True)
     assert torch.equal(out, whole)
 

@@ -39,12 +39,15 @@ def release_pages(x: Any) -> None:
 
 
 # On the CPU a forward pass gains nothing from big batches, but its activations grow with them: a
-# 1024-image batch of 48x48 images holds about 0.6 GB of small_cnn activations (measured:
-# benchmarks/pool_scaling.py). So on the CPU, inference runs at most CPU_BATCH_PIXELS pixels per
-# image plane at a time (256 images at 48x48; the whole 1024 at 8x8); an accelerator gets the
-# configured batch size. Every model here maps each image independently in eval mode, so the
-# chunking changes no result (tests/test_scoring.py compares it with one whole-batch pass).
-CPU_BATCH_PIXELS = 256 * 48 * 48
+# 1024-image batch of 48x48 images holds about 0.6 GB of small_cnn activations. So on the CPU,
+# inference runs at most CPU_BATCH_PIXELS pixels per image plane at a time (64 images at 48x48;
+# the whole 1024 at 8x8); an accelerator gets the configured batch size. 64 rather than 256:
+# buffers under glibc's 32 MB mmap ceiling are reused from the heap instead of being mapped,
+# zero-filled and unmapped every batch (scoring 50k images: 30 s of system time instead of 57,
+# 60 s wall instead of 75; benchmarks/README.md). Every model here maps each image independently
+# in eval mode, so the chunking changes no result (tests/test_scoring.py compares it with one
+# whole-batch pass).
+CPU_BATCH_PIXELS = 64 * 48 * 48
 
 
 def inference_batch(batch_size: int, device: Any, image_shape: tuple[int, ...]) -> int:
