@@ -165,6 +165,7 @@ def test_instances_still_running_when_the_server_dies_are_reported_failed(probe_
     proc = launcher.start(*call, cwd=str(probe_dir), env=env, log=str(probe_dir / "warm.log"))
     launcher._server.proc.kill()
     assert proc.wait(timeout=30) == -1
+    assert not launcher._server.alive  # even before the killed server is reaped
     os.kill(proc.pid, signal.SIGKILL)  # the orphan
     assert launcher.serves(env)  # a new server takes over
     assert run_warm(probe_dir, "python -m probe_mod", instance_env())[0] == 0

@@ -156,38 +156,57 @@ class _Server:
         if json.loads(ready or b"{}").get("ready") is not True:
             self.proc.kill()
             raise OSError("the warm interpreter did not start")
-        threading.Thread(target=self._read, name="ganaug warm start", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="ganaug warm start", daemon=True)
+        self._reader.start()
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        # A server whose replies have ended is gone, even in the moment before the kernel makes
+        # it a zombie that poll() can see (its pipes close first).
+        return self._reader.is_alive() and self.proc.poll() is None
 
     def start(self, request: dict) -> WarmProcess:
         proc = WarmProcess()
         with self._write:
             ident = next(self._ids)
             self._pending[ident] = proc
-            self.proc.stdin.write(json.dumps({"id": ident, **request}).encode() + b"\n")
-            self.proc.stdin.flush()
-        proc._started.wait()
+            try:
+                self.proc.stdin.write(json.dumps({"id": ident, **request}).encode() + b"\n")
+                self.proc.stdin.flush()
+            except OSError:  # the server is gone: the instance fails, as one it had started
+                self._fail(ident)
+        # Never wait forever: if the replies end without this request's, it has failed.
+        while not proc._started.wait(0.5):
+            if not self._reader.is_alive():
+                self._fail(ident)
         return proc
 
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            proc = self._pending[msg["id"]]
-            if "pid" in msg:
-                proc.pid = msg["pid"]
-                proc._started.set()
-            else:
-                proc.returncode = msg["returncode"]
-                del self._pending[msg["id"]]
-                proc._done.set()
-        # The server is gone (killed): what it started cannot be followed any more.
-        for proc in list(self._pending.values()):
+    def _fail(self, ident: int) -> None:
+        proc = self._pending.pop(ident, None)
+        if proc is not None and not proc._done.is_set():
             proc.returncode = -1
             proc._started.set()
             proc._done.set()
+
+    def _read(self) -> None:
+        try:
+            for line in self.proc.stdout:
+                msg = json.loads(line)
+                proc = self._pending.get(msg["id"])
+                if proc is None:
+                    continue
+                if "pid" in msg:
+                    proc.pid = msg["pid"]
+                    proc._started.set()
+                else:
+                    proc.returncode = msg["returncode"]
+                    del self._pending[msg["id"]]
+                    proc._done.set()
+        finally:
+            # The server is gone (killed), or its replies made no sense: what it started cannot
+            # be followed any more.
+            for ident in list(self._pending):
+                self._fail(ident)
 
     def close(self) -> None:
         if self.alive:
