@@ -92,6 +92,31 @@ def test_family_step_forward_backward_sampling_and_scores(name, channels, size):
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
+def test_family_trains_under_bf16_autocast_and_hands_back_float32_weights(name, monkeypatch):
+    """gan.amp's code path (bf16 autocast of the forward passes, CUDA only in a real run) on the
+    CPU: losses finite, the gradient penalty's double backward included, weights float32 in the
+    default layout."""
+    from ganaug.runtime import Accel
+
+    autocasts = []
+
+    class CpuBf16(Accel):
+        def autocast(self):
+            autocasts.append(1)
+            return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+    monkeypatch.setattr("ganaug.gan.train.Accel.for_device", classmethod(
+        lambda cls, device, cfg: CpuBf16(device, True, True, False)))
+    x, y = real_data(1, 8)
+    result = train_gan(x, y, K, tiny(name, steps=3, n_critic=2), CPU)
+    assert len(autocasts) == 3 * 3  # every forward pass: two critic updates and G's, per step
+    assert all(math.isfinite(v) for r in result.history for v in r.values())
+    for k, v in result.nets.state_dict().items():
+        assert not v.is_floating_point() or v.dtype == torch.float32, k
+        assert v.is_contiguous(), k
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
 def test_family_trains_resumes_and_round_trips_a_checkpoint(name, tmp_path):
     x, y = real_data(1, 8)
     cfg = tiny(name, steps=3, diffaugment=["translation"], ada_target=0.6, ada_interval=1)

@@ -11,7 +11,7 @@ import torch
 
 import ganaug.training as training
 from ganaug.calibration import calibration_report, fit_temperature, nll, reliability
-from ganaug.config import TrainConfig
+from ganaug.config import GanConfig, TrainConfig
 from ganaug.training import Accel, learning_rate, random_erasing, rotate, train_classifier
 
 CPU = torch.device("cpu")
@@ -140,11 +140,33 @@ def test_random_erasing_zeroes_one_rectangle_per_image():
     assert torch.equal(random_erasing(x, 0.0, torch.Generator().manual_seed(0)), x)
 
 
-def test_gpu_habits_are_off_on_the_cpu():
-    accel = Accel.for_device(CPU, TrainConfig(amp=True, channels_last=True, compile=False))
-    assert not accel.amp and not accel.channels_last and not accel.compile_model
+def test_device_habits_by_device(monkeypatch):
+    cfg = TrainConfig(amp=True, channels_last=True, compile=False)
+    cpu = Accel.for_device(CPU, cfg)  # channels_last yes (faster, deterministic), bf16 never
+    assert not cpu.amp and cpu.channels_last and not cpu.compile_model
+    assert cpu.images(torch.rand(2, 1, 8, 8)).is_contiguous(memory_format=torch.channels_last)
+    assert not Accel.for_device(CPU, TrainConfig(channels_last=False)).channels_last
+    mps = Accel.for_device(torch.device("mps"), cfg)  # constructing touches no device
+    assert not mps.amp and not mps.channels_last
     x = torch.rand(2, 1, 8, 8)
-    assert accel.images(x) is x
+    assert mps.images(x) is x
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    cuda = Accel.for_device(torch.device("cuda"), cfg)
+    assert cuda.amp and cuda.channels_last
+    assert not Accel.for_device(torch.device("cuda"), TrainConfig(amp=False)).amp
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert not Accel.for_device(torch.device("cuda"), cfg).amp
+    # The GAN's bf16 is opt-in (gan.amp, off by default); its layout follows channels_last.
+    gan = Accel.for_device(torch.device("cuda"), GanConfig())
+    assert not gan.amp and gan.channels_last and not gan.compile_model
+
+
+def test_a_trained_model_is_handed_back_in_the_default_layout(one_thread):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (24, 1, 8, 8), dtype=np.uint8), np.arange(24) % 3
+    result = train_classifier(x, y, x, y, 3, TrainConfig(width=4, epochs=2, batch_size=8), 1, CPU)
+    weights = [v for v in result.model.state_dict().values() if v.dim() == 4]
+    assert weights and all(v.is_contiguous() for v in weights)
 
 
 def test_the_recipe_trains_deterministically_on_the_cpu(one_thread):

@@ -175,8 +175,9 @@ class TrainConfig:
     max_rotation: float = 0.0
     erasing_p: float = 0.0
     label_smoothing: float = 0.0
-    # GPU habits (no effect on the CPU, where runs stay bit-deterministic): bf16 autocast where
-    # the device supports it, channels_last memory format, torch.compile.
+    # Device habits (CPU runs stay bit-deterministic): bf16 autocast on CUDA devices that support
+    # it (never on the CPU or MPS), channels_last memory format (CUDA and the CPU, where it trains
+    # small CNNs faster; not MPS), torch.compile.
     amp: bool = True
     channels_last: bool = True
     compile: bool = False
@@ -284,6 +285,12 @@ class GanConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
+    # Device habits. channels_last memory format on CUDA and the CPU (faster on both; not MPS).
+    # amp: bf16 autocast of the forward passes on CUDA devices that support it (never on the CPU
+    # or MPS); off by default: bf16 has not yet been checked against fp32 for the GANs' quality
+    # (the gradient penalty and the discriminator's scores are sensitive to precision).
+    channels_last: bool = True
+    amp: bool = False
 
     def __post_init__(self) -> None:
         # Whether `arch` is a registered family and takes these knobs: ganaug.validate.

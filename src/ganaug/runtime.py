@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ganaug.errors import EnvironmentProblem, ParamsError
 
 if TYPE_CHECKING:  # torch is imported inside the functions: stages without models skip its import
     import torch
+    from torch import nn
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -100,3 +102,58 @@ def setup_logging() -> None:
     if not valid:
         raise EnvironmentProblem(f"GANAUG_LOG: {level!r} is not a log level; use DEBUG, INFO, "
                                  f"WARNING or ERROR")
+
+
+class Accel:
+    """The device habits of one run: bf16 autocast (CUDA only, where supported), channels-last
+    tensors (CUDA and the CPU, where oneDNN's channels-last convolutions train small CNNs
+    1.1-1.4x faster and are as deterministic; not MPS), torch.compile (by option). CPU runs stay
+    bit-deterministic: the same params give the same weights run after run."""
+
+    def __init__(self, device: torch.device, amp: bool, channels_last: bool,
+                 compile_model: bool) -> None:
+        self.device = device
+        self.amp = amp
+        self.channels_last = channels_last
+        self.compile_model = compile_model
+
+    @classmethod
+    def for_device(cls, device: torch.device, cfg: Any) -> Accel:
+        """What ``cfg`` asks for (``amp``, ``channels_last``, ``compile``; a missing key is off)
+        and ``device`` supports."""
+        import torch
+
+        cuda = device.type == "cuda"
+        amp = bool(getattr(cfg, "amp", False) and cuda and torch.cuda.is_bf16_supported())
+        layout = bool(getattr(cfg, "channels_last", False) and device.type in ("cuda", "cpu"))
+        return cls(device, amp, layout, bool(getattr(cfg, "compile", False)))
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        import torch
+
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+
+    @staticmethod
+    def release(model: nn.Module) -> nn.Module:
+        """Back to the default (contiguous) layout: the weights a run saves are laid out the
+        same whatever habits trained them."""
+        import torch
+
+        return model.to(memory_format=torch.contiguous_format)
+
+    def compiled(self, model: nn.Module) -> nn.Module:
+        import torch
+
+        return torch.compile(model) if self.compile_model else model
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        import torch
+
+        if not self.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)

@@ -25,7 +25,7 @@ from ganaug.config import TrainConfig
 from ganaug.errors import DataFileError, TrainingDiverged
 from ganaug.models import CLASSIFIERS
 from ganaug.resume import ResumeFile, discard_resume, fingerprint
-from ganaug.runtime import generator
+from ganaug.runtime import Accel, generator
 from ganaug.tensors import random_shift, to_model_range
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ def train_classifier(
     after every epoch (the replayed history first on resume) with ``epoch``, ``train_loss``,
     ``val_accuracy``, ``val_smoothed`` and ``lr``; a line per epoch is logged as ``name``.
 
-    On a GPU (``cfg.amp``, ``cfg.channels_last``, ``cfg.compile``): bf16 autocast, channels-last
-    tensors, a compiled model, and no host synchronisation inside an epoch (losses are summed on
-    the device and read once per epoch). On the CPU none of these apply and the run is
-    bit-deterministic.
+    Device habits (:class:`Accel`): bf16 autocast on CUDA (``cfg.amp``), channels-last tensors
+    on CUDA and the CPU (``cfg.channels_last``), a compiled model (``cfg.compile``), and no host
+    synchronisation inside an epoch (losses are summed on the device and read once per epoch).
+    On the CPU the run is bit-deterministic.
     """
     if len(x_train) == 0:
         raise DataFileError("train_classifier: the training set is empty")
@@ -155,7 +155,7 @@ def train_classifier(
                         train_state=asdict(state))
     bar.close()
     model.load_state_dict(best.weights)
-    return TrainResult(model.eval(), arch_kwargs, state)
+    return TrainResult(Accel.release(model).eval(), arch_kwargs, state)
 
 
 def _stop(state: TrainState, cfg: TrainConfig) -> bool:
@@ -180,38 +180,6 @@ def learning_rate(cfg: TrainConfig, t: float) -> float:
         return cfg.lr
     progress = min(1.0, (t - warm) / max(cfg.epochs - warm, 1e-12))
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-class Accel:
-    """The GPU habits of one run: bf16 autocast, channels-last tensors, torch.compile. All off
-    on the CPU (and on MPS, autocast), so CPU runs stay bit-deterministic."""
-
-    def __init__(self, device: torch.device, amp: bool, channels_last: bool,
-                 compile_model: bool) -> None:
-        self.device = device
-        self.amp = amp
-        self.channels_last = channels_last
-        self.compile_model = compile_model
-
-    @classmethod
-    def for_device(cls, device: torch.device, cfg: Any) -> Accel:
-        cuda = device.type == "cuda"
-        amp = bool(cfg.amp and cuda and torch.cuda.is_bf16_supported())
-        return cls(device, amp, bool(cfg.channels_last and cuda), bool(cfg.compile))
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-    def compiled(self, model: nn.Module) -> nn.Module:
-        return torch.compile(model) if self.compile_model else model
-
-    def images(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if not self.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
 
 def balanced_class_weights(counts: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from ganaug.gan.augment import ada_update, diff_augment, lecam_reg
 from ganaug.gan.family import GanFamily, Nets, RealBatch, family_for, gan_payload
 from ganaug.pool import produce_uint8
 from ganaug.resume import ResumeFile, fingerprint
-from ganaug.runtime import generator
+from ganaug.runtime import Accel, generator
 from ganaug.tensors import to_model_range
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,12 @@ GanDivergedError = TrainingDiverged  # the name older code and tests use
 class RealData:
     """The real training images, resident on the device as uint8; draws batches from ``g``."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, device: torch.device,
+                 accel: Accel | None = None) -> None:
         self.x = torch.from_numpy(np.ascontiguousarray(x)).to(device)  # uint8 (N, C, H, W)
         self.y = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
         self.device = device
+        self.accel = accel
 
     def batch(self, n: int, g: torch.Generator, rows: torch.Tensor | None = None) -> RealBatch:
         """``n`` images drawn with replacement (from ``rows`` only, when given)."""
@@ -53,7 +55,8 @@ class RealData:
         idx = torch.randint(0, pool, (n,), generator=g, device=g.device).to(self.device)
         if rows is not None:
             idx = rows[idx]
-        return RealBatch(to_model_range(self.x[idx]), self.y[idx])
+        x = to_model_range(self.x[idx])
+        return RealBatch(x if self.accel is None else self.accel.images(x), self.y[idx])
 
 
 class StepContext:
@@ -169,14 +172,15 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     nets = family.build()
     if init is not None:
         _load_init(init, nets)
-    nets = nets.to(device)
+    accel = Accel.for_device(device, cfg)  # channels_last; bf16 autocast with gan.amp on CUDA
+    nets = accel.prepare(nets.to(device))
     ema = copy.deepcopy(nets.generator).eval().requires_grad_(False) if cfg.ema_decay else None
     if ema is not None and init is not None:  # the average carries on from the checkpoint's
         load_state(ema, init["generator"], "init checkpoint", "generator")
     opt_g = torch.optim.Adam(nets.generator.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(nets.discriminator.parameters(), lr=cfg.lr_d,
                              betas=(cfg.beta1, cfg.beta2))
-    data = RealData(x_real, y_real, device)
+    data = RealData(x_real, y_real, device, accel)
     g = generator(cfg.seed, device)
     ctx = StepContext(cfg, g, device)
     shown = nets.generator if ema is None else ema
@@ -199,7 +203,8 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     bar = tqdm(total=cfg.steps, initial=step, desc="train_gan", unit="step", leave=False,
                disable=None)
     while step < cfg.steps:
-        rec = _train_step(family, nets, opt_g, opt_d, data, ctx, warmup=step < cfg.warmup_steps)
+        rec = _train_step(family, nets, opt_g, opt_d, data, ctx, accel,
+                          warmup=step < cfg.warmup_steps)
         step += 1
         for k, v in rec.items():
             sums[k] = sums.get(k, 0.0) + v.detach()
@@ -236,7 +241,8 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
             resume.save(state, step=step, history=history, progress=progress)
             last_saved = step if resume.path is not None else None
     bar.close()
-    nets.eval()
+    nets = Accel.release(nets).eval()  # saved weights laid out as always, whatever trained them
+    ema = None if ema is None else Accel.release(ema)
     return GanResult(family, nets, ema, history, progress)
 
 
@@ -255,16 +261,18 @@ class _Rng:
 
 def _train_step(family: GanFamily, nets: Nets, opt_g: torch.optim.Optimizer,
                 opt_d: torch.optim.Optimizer, data: RealData, ctx: StepContext,
-                warmup: bool) -> dict[str, torch.Tensor]:
+                accel: Accel, warmup: bool) -> dict[str, torch.Tensor]:
     nets.train()
     # (1) Update D (the critic) n_critic times
     for _ in range(ctx.cfg.n_critic):
-        loss_d, d_logs = family.d_loss(nets, data, ctx)
+        with accel.autocast():  # the forward passes; backward outside, as autocast asks
+            loss_d, d_logs = family.d_loss(nets, data, ctx)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
     # (2) Update G once (while warming up: by feature matching, where the family has it)
-    loss_g, g_logs = family.g_loss(nets, data, ctx, warmup)
+    with accel.autocast():
+        loss_g, g_logs = family.g_loss(nets, data, ctx, warmup)
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     opt_g.step()
