@@ -17,7 +17,7 @@ from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
 from ganaug.refine import fine_tune, generate_score_select, save_round
 from ganaug.resume import discard_resume
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import inference_layout, resolve_device, set_determinism
 from ganaug.scoring import load_scores, scorer_temperature
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
@@ -92,7 +92,8 @@ def main(argv=None) -> None:
                            "selected": int(len(selected[1]))},
             "final": result.history[-1] if result.history else {}}
     payload = result.payload(meta=meta)
-    gan = LoadedGan(result.family, result.generator.eval(), result.discriminator.eval(), payload)
+    gan = LoadedGan(result.family, inference_layout(result.generator, device).eval(),
+                    inference_layout(result.discriminator, device).eval(), payload)
     x, y, stats = generate_score_select(
         gan, scorer, data, cfg, select_cfg, load_section(params, "generate", GenerateConfig),
         load_section(params, "score", ScoreConfig), device, scorer_temperature(scorer_payload))

@@ -169,6 +169,119 @@ def test_a_trained_model_is_handed_back_in_the_default_layout(one_thread):
     assert weights and all(v.is_contiguous() for v in weights)
 
 
+ONEDNN_CHECK = """
+import sys, numpy as np, torch
+from ganaug.config import TrainConfig
+from ganaug.training import train_classifier
+torch.set_num_threads(int(sys.argv[1]))
+rng = np.random.default_rng(0)
+x, y = rng.integers(0, 256, (32, 3, 16, 16), dtype=np.uint8), np.arange(32) % 4
+weights = []
+for layout in (False, True):
+    cfg = TrainConfig(arch="resnet18_small", width=4, epochs=2, batch_size=16, channels_last=layout)
+    weights.append(train_classifier(x, y, x, y, 4, cfg, 0, torch.device("cpu")).model.state_dict())
+err = max(float((weights[1][k].double() - v.double()).abs().max() / v.double().abs().max().clamp_min(1e-12))
+          for k, v in weights[0].items() if v.is_floating_point())
+print(err)
+"""
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_channels_last_training_matches_the_default_layout_where_onednn_is_wrong(threads):
+    """resnet18_small at width 4 has 1x1 stride-2 shortcuts with 4 and 8 input channels, whose
+    channels-last weight gradients oneDNN gets wrong on AVX2 CPUs (a crash with one thread,
+    wrong values with two: uxlfoundation/oneDNN#6035). Trained with channels_last on, it must
+    end with the default layout's weights. In a child process: a crash or hang fails this test
+    instead of the run."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", ONEDNN_CHECK, str(threads)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) < 1e-4
+
+
+def test_the_convolutions_onednn_gets_wrong_stay_in_the_default_layout_on_the_cpu():
+    from ganaug.models import CLASSIFIERS
+    from ganaug.runtime import channels_last_unsafe, guard_cpu_convolutions, inference_layout
+
+    assert channels_last_unsafe("conv", 1, 2, 4, 64) and channels_last_unsafe("conv", 1, 2, 15, 8)
+    assert not channels_last_unsafe("conv", 1, 2, 16, 3)
+    assert not channels_last_unsafe("conv", 1, 1, 4, 4) and not channels_last_unsafe("conv", 3, 2, 4, 4)
+    assert channels_last_unsafe("convT", 1, 2, 64, 3) and not channels_last_unsafe("convT", 1, 2, 3, 16)
+    assert not channels_last_unsafe("convT", 4, 2, 3, 3)
+    model = CLASSIFIERS.get("resnet18_small")(in_channels=1, num_classes=3, image_size=16, width=4)
+    model = Accel.for_device(CPU, TrainConfig()).prepare(model)
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    guarded = [n for n, m in convs.items() if m.kernel_size == (1, 1) and m.stride == (2, 2)
+               and m.in_channels < 16]
+    assert guarded == ["layer2.0.downsample.0", "layer3.0.downsample.0"]
+    assert guard_cpu_convolutions(model) == guarded  # idempotent
+    for n, m in convs.items():
+        if n in guarded:
+            assert m.weight.is_contiguous() and len(m._forward_pre_hooks) == 1
+            x = torch.rand(2, m.in_channels, 4, 4).contiguous(memory_format=torch.channels_last)
+            (seen,) = m._forward_pre_hooks[next(iter(m._forward_pre_hooks))](m, (x,))
+            assert seen.is_contiguous() and torch.equal(seen, x)
+        elif m.in_channels > 1 and m.kernel_size != (1, 1):  # 1x1 weights fit both layouts
+            assert m.weight.is_contiguous(memory_format=torch.channels_last)
+            assert not m.weight.is_contiguous()
+    # The default layout gets the guard too (an input can arrive channels-last), CUDA and MPS not.
+    plain = Accel.for_device(CPU, TrainConfig(channels_last=False)).prepare(
+        CLASSIFIERS.get("resnet18_small")(in_channels=1, num_classes=3, image_size=16, width=4))
+    assert len(plain.layer2[0].downsample[0]._forward_pre_hooks) == 1
+    loaded = inference_layout(
+        CLASSIFIERS.get("resnet18_small")(in_channels=1, num_classes=3, image_size=16, width=4), "cpu")
+    assert loaded.layer2[0].downsample[0].weight.is_contiguous()
+    mps = Accel(torch.device("mps"), False, False, False).prepare(
+        CLASSIFIERS.get("resnet18_small")(in_channels=1, num_classes=3, image_size=16, width=4))
+    assert not mps.layer2[0].downsample[0]._forward_pre_hooks
+
+
+def test_checkpoints_load_laid_out_for_inference_with_the_same_outputs(tmp_path, one_thread):
+    """Loaded classifiers and GANs run channels-last on the CPU (and CUDA; not MPS), with the
+    outputs of the default layout up to float rounding, and run to run identical."""
+    from ganaug.checkpoints import save_checkpoint
+    from ganaug.gan import family_for, load_gan
+    from ganaug.gan.family import gan_payload
+    from ganaug.models import CLASSIFIERS
+    from ganaug.models.checkpoint import classifier_payload, load_classifier
+    from ganaug.runtime import inference_layout
+
+    def channels_last(model):
+        weights = [p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1]
+        assert weights
+        return all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                   for p in weights)
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 16, 16) * 2 - 1
+    y = torch.arange(6) % 3
+    model = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=3, image_size=16, width=8).eval()
+    save_checkpoint(tmp_path / "c.pt", classifier_payload(model, "small_cnn", {
+        "in_channels": 1, "num_classes": 3, "image_size": 16, "width": 8}, {}))
+    loaded, _ = load_classifier(tmp_path / "c.pt", "cpu")
+    assert channels_last(loaded) and not channels_last(model) and not loaded.training
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)
+        assert torch.equal(loaded(x), load_classifier(tmp_path / "c.pt", "cpu")[0](x))
+
+    family = family_for(GanConfig(arch="dcgan", z_dim=8, width=8), 3, (1, 16, 16))
+    nets = family.build().eval()
+    save_checkpoint(tmp_path / "g.pt", gan_payload(family, nets, None, {}))
+    gan = load_gan(tmp_path / "g.pt", "cpu")
+    assert channels_last(gan.generator) and channels_last(gan.discriminator)
+    z = torch.randn(6, 8)
+    with torch.no_grad():
+        assert torch.allclose(gan.generator(z, y), nets.generator(z, y), atol=1e-5)
+        assert torch.allclose(gan.discriminator(x, y), nets.discriminator(x, y), atol=1e-5)
+
+    other = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=3, image_size=16, width=8)
+    assert not channels_last(inference_layout(other, torch.device("mps")))  # touches no device
+    assert channels_last(inference_layout(other, "cpu"))
+
+
 def test_the_recipe_trains_deterministically_on_the_cpu(one_thread):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (24, 1, 8, 8), dtype=np.uint8), np.arange(24) % 3

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ganaug.io import CheckpointError
+from ganaug.runtime import inference_layout
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ RESIZE = "bilinear to 299x299 (pytorch-fid)"
 def load_fid_inception(weights_path: str | Path, device: torch.device | str) -> nn.Module:
     """pytorch-fid's FID InceptionV3 (pool3 block only) with the weights in ``weights_path``.
 
-    Returns an eval-mode module on ``device`` mapping float ``(B, 3, H, W)`` in [0, 1] to a
+    Returns an eval-mode module on ``device`` (laid out for inference there:
+    :func:`ganaug.runtime.inference_layout`) mapping float ``(B, 3, H, W)`` in [0, 1] to a
     one-element list holding ``(B, 2048, 1, 1)`` features. Raises CheckpointError naming the file
     when it is missing, unreadable, or not a state dict of that network.
     """
@@ -67,7 +69,7 @@ def load_fid_inception(weights_path: str | Path, device: torch.device | str) -> 
     if asked_for != [pf.FID_WEIGHTS_URL]:  # a pytorch-fid that loads its weights another way
         raise RuntimeError(f"pytorch-fid asked for weights {asked_for}; expected one call for "
                            f"{pf.FID_WEIGHTS_URL}: this pytorch-fid version is not supported")
-    return net.eval().to(device)
+    return inference_layout(net.to(device), device).eval()
 
 
 def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:

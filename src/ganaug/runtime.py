@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # torch is imported inside the functions: stages without mode
     import torch
     from torch import nn
 
+log = logging.getLogger(__name__)
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then MPS, then CPU; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are
@@ -104,6 +106,72 @@ def setup_logging() -> None:
                                  f"WARNING or ERROR")
 
 
+# oneDNN, which runs PyTorch's CPU convolutions, gets the weight gradient of a channels-last
+# 1x1 convolution with stride > 1 wrong when the channels it reduces over are fewer than its
+# kernel's block: wrong values with several threads, a hang or a crash with one
+# (uxlfoundation/oneDNN#6035). Seen with torch 2.14.1 on an AVX2 CPU (block 8) for
+# convolutions with fewer than 8 input channels and transposed ones with fewer than 8 output
+# channels (benchmarks/channels_last_check.py, which checks every convolution shape the project
+# uses on a machine); AVX-512 kernels use a block of 16, hence the margin. Such layers run in
+# the default layout on the CPU (:func:`guard_cpu_convolutions`).
+ONEDNN_BLOCK = 16
+
+
+def channels_last_unsafe(op: str, kernel: int, stride: int, in_channels: int,
+                         out_channels: int) -> bool:
+    """Whether oneDNN may compute this convolution's gradients wrongly in channels-last on the
+    CPU: ``op`` ``conv`` or ``convT`` (transposed), the largest kernel size and stride, the
+    channels per group."""
+    reduced = in_channels if op == "conv" else out_channels
+    return kernel == 1 and stride > 1 and reduced < ONEDNN_BLOCK
+
+
+def _contiguous_input(module: nn.Module, args: tuple) -> tuple:
+    return tuple(a.contiguous() if getattr(a, "dim", lambda: 0)() == 4 else a for a in args)
+
+
+def guard_cpu_convolutions(model: nn.Module) -> list[str]:
+    """Keep the convolutions of ``model`` that :func:`channels_last_unsafe` names in the default
+    layout, weights and input (an input can arrive channels-last from the layer before, or from
+    a permute), whatever layout the rest of the model runs in; returns their names. For CPU
+    runs; idempotent."""
+    import torch
+    from torch import nn
+
+    guarded = []
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            continue
+        op = "conv" if isinstance(m, nn.Conv2d) else "convT"
+        if channels_last_unsafe(op, max(m.kernel_size), max(m.stride), m.in_channels // m.groups,
+                                m.out_channels // m.groups):
+            m.to(memory_format=torch.contiguous_format)
+            if not getattr(m, "_ganaug_contiguous_input", False):
+                m.register_forward_pre_hook(_contiguous_input)
+                m._ganaug_contiguous_input = True
+            guarded.append(name or type(m).__name__)
+    return guarded
+
+
+def inference_layout(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """``model`` (in place, and returned) in the memory layout it runs inference fastest in on
+    ``device``: channels-last on CUDA and the CPU, the default layout elsewhere (MPS).
+
+    Measured on the CPU (benchmarks/README.md, "Inference layout"): scorers 1.8x, generators
+    1.7-2x, discriminators 1.1-1.2x, the FID Inception 1.6x more images/s. The outputs equal the
+    default layout's up to float rounding, and CPU runs stay deterministic run to run. For a
+    model that is only run, never saved: a checkpoint is written from the default layout
+    (:meth:`Accel.release`)."""
+    import torch
+
+    kind = torch.device(device).type
+    if kind in ("cuda", "cpu"):
+        model = model.to(memory_format=torch.channels_last)
+    if kind == "cpu":
+        guard_cpu_convolutions(model)
+    return model
+
+
 class Accel:
     """The device habits of one run: bf16 autocast (CUDA only, where supported), channels-last
     tensors (CUDA and the CPU, where oneDNN's channels-last convolutions train small CNNs
@@ -129,9 +197,19 @@ class Accel:
         return cls(device, amp, layout, bool(getattr(cfg, "compile", False)))
 
     def prepare(self, model: nn.Module) -> nn.Module:
+        """``model`` in this run's layout; on the CPU, the convolutions oneDNN gets wrong in
+        channels-last stay in the default layout (:func:`guard_cpu_convolutions`)."""
         import torch
 
-        return model.to(memory_format=torch.channels_last) if self.channels_last else model
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if self.device.type == "cpu":
+            guarded = guard_cpu_convolutions(model)
+            if guarded and self.channels_last:
+                log.info("channels-last on the CPU, except %s: oneDNN's gradients of those "
+                         "layers are wrong in channels-last (uxlfoundation/oneDNN#6035)",
+                         ", ".join(guarded))
+        return model
 
     @staticmethod
     def release(model: nn.Module) -> nn.Module:

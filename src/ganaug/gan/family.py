@@ -36,6 +36,7 @@ from ganaug.checkpoints import load_checkpoint, load_state
 from ganaug.config import GanConfig
 from ganaug.errors import CheckpointError, ParamsError
 from ganaug.registry import Registry
+from ganaug.runtime import inference_layout
 from ganaug.tensors import to_model_range
 
 log = logging.getLogger(__name__)
@@ -220,14 +221,15 @@ def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[G
 
 def load_gan(path: str | Path, device: torch.device | str = "cpu", raw: bool = False
              ) -> LoadedGan:
-    """Rebuild a GAN from its checkpoint; ``raw=True`` asks for the trained weights instead of
-    their moving average."""
+    """Rebuild a GAN from its checkpoint, in eval mode and laid out for inference on ``device``
+    (:func:`ganaug.runtime.inference_layout`); ``raw=True`` asks for the trained weights instead
+    of their moving average."""
     payload = load_checkpoint(path, kind="gan")
     family, nets = rebuild(payload, path)
     key = "generator_raw" if raw and payload.get("generator_raw") is not None else "generator"
     load_state(nets.generator, payload[key], path, key.replace("_", " "))
     load_state(nets.discriminator, payload["discriminator"], path, "discriminator")
-    nets = nets.to(device).eval()
+    nets = inference_layout(nets.to(device), device).eval()
     return LoadedGan(family, nets.generator, nets.discriminator, payload)
 
 

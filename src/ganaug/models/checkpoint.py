@@ -11,6 +11,7 @@ from torch import nn
 
 from ganaug.checkpoints import load_checkpoint, load_state, save_checkpoint
 from ganaug.errors import CheckpointError
+from ganaug.runtime import inference_layout
 
 __all__ = ["classifier_payload", "load_checkpoint", "load_classifier", "load_state",
            "save_checkpoint"]
@@ -24,7 +25,8 @@ def classifier_payload(model: nn.Module, arch: str, kwargs: dict[str, Any],
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a classifier from its checkpoint; returns ``(model in eval mode, payload)``."""
+    """Rebuild a classifier from its checkpoint; returns ``(model in eval mode, payload)``, the
+    model laid out for inference on ``device`` (:func:`ganaug.runtime.inference_layout`)."""
     from ganaug.models.classifiers import CLASSIFIERS
     from ganaug.models.transfer import without_pretrained_weights
 
@@ -37,4 +39,4 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the classifier ({exc})") from exc
     load_state(model, payload["state_dict"], path, f"classifier {payload['arch']!r}")
-    return model.to(device).eval(), payload
+    return inference_layout(model.to(device), device).eval(), payload
