@@ -115,7 +115,7 @@ def main() -> None:
             last = time.monotonic()
             if "start" in msg:
                 current = msg["start"]
-            elif msg["err"] > 1e-4:
+            elif msg["err"] > 1e-4 and todo[msg["done"]] not in [c for c, _ in bad]:
                 bad.append((todo[msg["done"]], f"WRONG (relative error {msg['err']:.1e})"))
                 print(f"  {name(todo[msg['done']])}: {bad[-1][1]}", flush=True)  # noqa: T201
         proc.wait()

@@ -22,6 +22,7 @@ from ganaug.models.checkpoint import (
     load_state,
     save_checkpoint,
 )
+from ganaug.runtime import inference_layout
 
 # (channels, size): the 8x8 digits, MNIST-like and CIFAR-like images for every architecture.
 CLASSIFIER_SHAPES = [(1, 8), (1, 28), (3, 32)]
@@ -88,6 +89,9 @@ def test_classifier_checkpoint_round_trip_gives_identical_outputs(name, tmp_path
     assert payload["arch"] == name and payload["kwargs"] == kwargs
     assert payload["meta"] == {"note": "x"}
     assert not loaded.training
+    state = loaded.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    model = inference_layout(model, "cpu")  # the layout the loader gives: outputs bit-identical
     x = images(3, 1, 8)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
