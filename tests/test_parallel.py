@@ -328,6 +328,25 @@ def test_workspace_links_project_and_deps_but_not_outputs(tmp_path):
     assert (root / "data/in.bin").read_text() == "in"
 
 
+def test_workspaces_link_no_output_of_a_planned_stage(tmp_path):
+    """Committed outputs (metrics, plots) of other instances are not linked into a workspace:
+    the coordinator replaces them in the main workspace while other workspaces are prepared,
+    and a file vanishing mid-link failed an instance (a default-study run lost
+    select@threshold-1 that way)."""
+    from ganaug.parallel.session import worker_files
+
+    root = tmp_path / "repo"
+    for rel in ("code.py", "plots/train/a-0/metrics.json", "plots/train/a-0/plots/lr.tsv",
+                "plots/train/b-0/metrics.json", "plots/trainer.txt", "metrics/x.json"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    outs = ["plots/train/a-0", "plots/train/b-0/metrics.json", "metrics/x.json"]
+    assert worker_files(root, outs) == ("code.py", "plots/trainer.txt")
+    assert "plots/train/a-0/plots/lr.tsv" in worker_files(root, [])
+
+
 def test_local_workers_get_one_gpu_each_and_a_share_of_the_cores():
     slots = EngineOptions(gpus=("0", "1"), per_gpu=2, threads=3).local_slots()
     assert [s["CUDA_VISIBLE_DEVICES"] for s in slots] == ["0", "0", "1", "1"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganaug.parallel.engine import Engine
-from ganaug.parallel.session import Outcome, Session, project_files
+from ganaug.parallel.session import Outcome, Session, worker_files
 from ganaug.parallel.workspace import InstanceResult, InstanceSpec, run_instance
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ class Coordinator:
         self.queue: list[Stage] = []  # decided: needs a worker, waiting for a free one
         self.running: dict[object, tuple[Stage, InstanceSpec]] = {}  # future -> instance
         self.done: set[Stage] = set()  # recorded in the main workspace
-        self.files = project_files(session.root)
+        self.files = worker_files(session.root, [o for stage in self.plan.order
+                                                 for o in session.paths(stage)[1]])
         self.count = 0
 
     def run(self) -> Summary:

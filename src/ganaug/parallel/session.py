@@ -26,7 +26,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -274,6 +274,21 @@ def project_files(root: Path) -> tuple[str, ...]:
     names = sorted({n for n in out.stdout.decode().split("\0") if n})
     return tuple(n for n in names if Path(n).name != LOCKFILE and Path(n).parts[0] != ".dvc"
                  and (root / n).exists())
+
+
+def worker_files(root: Path, outs: Iterable[str]) -> tuple[str, ...]:
+    """:func:`project_files` less the files inside ``outs`` (every output of the planned
+    stages, relative to ``root``): an instance's workspace links its own dependencies anyway,
+    and another instance's outputs (committed metrics and plots) can vanish for a moment while
+    the coordinator replaces them in the main workspace, which would fail a workspace that is
+    being linked at that moment."""
+    out_parts = {Path(o).parts for o in outs}
+    kept = []
+    for name in project_files(root):
+        parts = Path(name).parts
+        if not any(parts[:i] in out_parts for i in range(1, len(parts) + 1)):
+            kept.append(name)
+    return tuple(kept)
 
 
 # --------------------------------------------------------------------------------------------
