@@ -157,8 +157,9 @@ def inference_layout(model: nn.Module, device: torch.device | str) -> nn.Module:
     """``model`` (in place, and returned) in the memory layout it runs inference fastest in on
     ``device``: channels-last on CUDA and the CPU, the default layout elsewhere (MPS).
 
-    Measured on the CPU (benchmarks/README.md, "Inference layout"): scorers 1.8x, generators
-    1.7-2x, discriminators 1.1-1.2x, the FID Inception 1.6x more images/s. The outputs equal the
+    Measured on 2 CPU cores at 48x48 (benchmarks/README.md, "Inference in the channels-last
+    layout"): scorers 1.55-1.7x, generators 1.45-2.0x, discriminators 1.2x, the FID Inception
+    1.8x more images/s; the generate stage's work 1.6x, the score stage's 1.26x. The outputs equal the
     default layout's up to float rounding, and CPU runs stay deterministic run to run. For a
     model that is only run, never saved: a checkpoint is written from the default layout
     (:meth:`Accel.release`)."""
