@@ -21,9 +21,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import queue
 import subprocess
 import sys
-import time
+import threading
 
 CIN = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32)
 COUT = (1, 3, 8, 16)
@@ -66,6 +67,12 @@ def child(start: int, threads: list[int]) -> None:
         print(json.dumps({"done": i, "err": err}), flush=True)
 
 
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put("")  # end of output
+
+
 def name(c: dict) -> str:
     return (f"{c['op']:<5} {c['k']}x{c['k']} stride {c['s']}, {c['cin']:>2} -> {c['cout']:>2} "
             f"channels, {c['threads']} thread{'s' * (c['threads'] > 1)}")
@@ -91,28 +98,22 @@ def main() -> None:
     nxt = 0
     while nxt < len(todo):
         cmd = [sys.executable, __file__, "--child", str(nxt), "--threads", *map(str, args.threads)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert proc.stdout is not None
-        current, last = nxt, time.monotonic()
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        verdict = None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()  # a thread reads, so no line waits in a buffer
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        current, verdict = nxt, None
         while True:
-            if not sel.select(timeout=max(0.1, args.timeout - (time.monotonic() - last))):
-                if time.monotonic() - last >= args.timeout:
-                    proc.kill()
-                    verdict = "HANG"
-                    break
-                continue
-            line = proc.stdout.readline()
+            try:
+                line = lines.get(timeout=args.timeout)
+            except queue.Empty:
+                proc.kill()
+                verdict = "HANG"
+                break
             if not line:
                 code = proc.wait()
                 verdict = None if code == 0 else f"CRASH (signal {-code})" if code < 0 else f"exit {code}"
                 break
             msg = json.loads(line)
-            last = time.monotonic()
             if "start" in msg:
                 current = msg["start"]
             elif msg["err"] > 1e-4 and todo[msg["done"]] not in [c for c, _ in bad]:
