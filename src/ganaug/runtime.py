@@ -159,18 +159,15 @@ def inference_layout(model: nn.Module, device: torch.device | str) -> nn.Module:
 
     Measured on 2 CPU cores at 48x48 (benchmarks/README.md, "Inference in the channels-last
     layout"): scorers 1.55-1.7x, generators 1.45-2.0x, discriminators 1.2x, the FID Inception
-    1.8x more images/s; the generate stage's work 1.6x, the score stage's 1.26x. The outputs equal the
-    default layout's up to float rounding, and CPU runs stay deterministic run to run. For a
-    model that is only run, never saved: a checkpoint is written from the default layout
-    (:meth:`Accel.release`)."""
+    1.8x more images/s; the generate stage's work 1.6x, the score stage's 1.26x. The outputs
+    equal the default layout's up to float rounding, and CPU runs stay deterministic run to run.
+    For a model that is only run, never saved: a checkpoint is written from the default layout
+    (:meth:`Accel.release`). On the CPU, :meth:`Accel.prepare`'s guard applies."""
     import torch
 
-    kind = torch.device(device).type
-    if kind in ("cuda", "cpu"):
-        model = model.to(memory_format=torch.channels_last)
-    if kind == "cpu":
-        guard_cpu_convolutions(model)
-    return model
+    device = torch.device(device)
+    return Accel(device, amp=False, channels_last=device.type in ("cuda", "cpu"),
+                 compile_model=False).prepare(model)
 
 
 class Accel:
