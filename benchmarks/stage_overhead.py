@@ -13,6 +13,10 @@ DVC's own work per stage, and writing ``dvc.lock``.
    the command costs about 1 ms.
 4. Writing a ``dvc.lock`` the size of the default study's (DVC rewrites the whole file after
    every stage), with DVC's own YAML writer.
+5. What a stage's first calls import, after its own imports: ``torch.optim``'s first ``step``
+   (imports ``torch._dynamo``, every training stage), ``torch.use_deterministic_algorithms``
+   (imports inductor's config) and ``import dvclive`` (the training curves), each in its own
+   fresh interpreter with torch imported (cold) and forked from the start server (warm).
 Best of ``--repeat`` runs each.
 """
 
@@ -57,6 +61,53 @@ def warm_best(stage: str, repeat: int) -> float:
             if code != 0:
                 raise SystemExit(f"stages.{stage} --help exited {code}: "
                                  f"{(Path(tmp) / 'log').read_text()[-2000:]}")
+    return min(times)
+
+
+FIRST_CALLS = """
+import json, sys, time
+import torch
+what = sys.argv[1]
+start = time.perf_counter()
+if what == "optimizer_step":
+    w = torch.nn.Parameter(torch.zeros(2))
+    w.grad = torch.ones(2)
+    torch.optim.AdamW([w]).step()
+elif what == "deterministic":
+    torch.use_deterministic_algorithms(True, warn_only=True)
+else:
+    import dvclive  # noqa: F401
+print(json.dumps(time.perf_counter() - start))
+"""
+FIRST_CALL_NAMES = {"optimizer_step": "torch.optim's first step (imports torch._dynamo)",
+                    "deterministic": "torch.use_deterministic_algorithms (inductor's config)",
+                    "dvclive": "import dvclive"}
+
+
+def first_call(what: str, warm: bool, repeat: int) -> float:
+    """Seconds of one first call in a fresh interpreter that has imported torch (cold), or in an
+    instance forked from the start server (warm)."""
+    from ganaug.parallel import launcher
+
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                  os.environ.get("PATH", "")])}
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "first_calls.py").write_text(FIRST_CALLS)
+        log = Path(tmp) / "log"
+        for _ in range(repeat):
+            if warm:
+                assert launcher.serves(env)
+                code = launcher.start("first_calls", [what], cwd=tmp, env=env,
+                                      log=str(log)).wait()
+                out = log.read_text()
+            else:
+                proc = subprocess.run([sys.executable, "-m", "first_calls", what], cwd=tmp,
+                                      env=env, capture_output=True, text=True)
+                code, out = proc.returncode, proc.stdout
+            if code != 0:
+                raise SystemExit(f"first_calls {what} exited {code}: {out[-2000:]}")
+            times.append(float(out.strip().splitlines()[-1]))
     return min(times)
 
 
@@ -118,6 +169,9 @@ def main() -> None:
           f"{dvc_per_stage(args.stages, args.repeat):.2f} s")
     seconds, size = lock_write(args.repeat)
     print(f"writing dvc.lock ({size / 1024:.0f} KiB, DVC's writer): {seconds:.2f} s")  # noqa: T201
+    for what, name in FIRST_CALL_NAMES.items():
+        cold, warm = (first_call(what, w, args.repeat) for w in (False, True))
+        print(f"first call, {name}: {cold:.2f} s cold, {warm:.2f} s warm")  # noqa: T201
 
 
 if __name__ == "__main__":

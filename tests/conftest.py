@@ -3,12 +3,15 @@ real ``dvc`` CLI in a temporary git repo, and cheap copies of it for tests that 
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from e2e import REPO_ROOT, clone_study, dvc, git, make_study, stages_run
+from filelock import FileLock
 
 # Tests run on the CPU, whatever the machine has.
 os.environ.setdefault("GANAUG_DEVICE", "cpu")
@@ -43,12 +46,31 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_study(tmp_path_factory):
-    """The tiny study, reproduced once and committed: ``(repo, stages run by the first repro)``."""
-    repo = make_study(tmp_path_factory.mktemp("tiny") / "study", TINY)
+def tiny_study(tmp_path_factory, worker_id):
+    """The tiny study, reproduced once and committed: ``(repo, stages run by the first repro)``.
+
+    Once per test session, not once per xdist worker: the first worker that needs it builds it
+    (3 to 4 minutes of a 2-core machine) under a file lock in the session's shared temporary
+    folder, and the others wait for it or find it done. Tests treat it as read-only (``dvc``
+    commands run in copies: ``study_copy``, ``clone_study``)."""
+    if worker_id == "master":  # no xdist: this session's own folder
+        return build_tiny_study(tmp_path_factory.mktemp("tiny"))
+    shared = tmp_path_factory.getbasetemp().parent  # one per `pytest` run, shared by workers
+    with FileLock(shared / "tiny-study.lock"):
+        return build_tiny_study(shared / "tiny")
+
+
+def build_tiny_study(root: Path) -> tuple[Path, set[str]]:
+    """The study under ``root/study``, built unless ``root/ran.json`` says it was."""
+    done = root / "ran.json"
+    if done.is_file():
+        return root / "study", set(json.loads(done.read_text()))
+    shutil.rmtree(root, ignore_errors=True)  # a build that failed part-way: start again
+    repo = make_study(root / "study", TINY)
     ran = stages_run(dvc(repo, "repro"))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "tiny study results")
+    done.write_text(json.dumps(sorted(ran)))
     return repo, ran
 
 

@@ -422,13 +422,16 @@ def test_tiny_study_killed_part_way_and_rerun_equals_dvc_repro(tiny_study, tmp_p
                             text=True, start_new_session=True)
     done = 0
     deadline = time.monotonic() + 600
-    for line in proc.stderr:  # kill once a few instances are recorded and two are running
+    # Kill two thirds of the way (20 of the tiny study's 30 instances done, two running): the
+    # GAN, the pool and most classifiers were made warm; the rest, and what the kill left out of
+    # dvc.lock, are left to the cold rerun below (a cold instance costs 10 warm ones here).
+    for line in proc.stderr:
         done += " done " in line
-        if done >= 6 or time.monotonic() > deadline:
+        if done >= 20 or time.monotonic() > deadline:
             break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert done >= 6
+    assert done >= 20
     recorded = len(lock(repo)["stages"]) if (repo / "dvc.lock").exists() else 0
     assert recorded < len(lock(tiny_study[0])["stages"])  # really part-way
 

@@ -204,11 +204,11 @@ def test_metrics_diff_after_a_change(study_copy):
 
 @pytest.mark.parametrize(("gan", "strategies"), [
     ({"arch": "stargan", "n_critic": 2, "res_blocks": 1, "lr_g": 0.0001, "lr_d": 0.0001,
-      "diffaugment": ["translation", "cutout"]}, ["combined", "kcenter"]),
+      "diffaugment": ["translation", "cutout"]}, ["combined"]),
     ({"arch": "sngan", "n_critic": 1, "beta1": 0.0, "beta2": 0.9, "lecam_weight": 0.1,
       "diffaugment": ["color", "translation", "cutout"], "ada_target": 0.6, "ada_interval": 2},
-     ["random"]),
-], ids=["stargan-combined-kcenter", "sngan-diffaugment-lecam-ada"])
+     ["kcenter"]),
+], ids=["stargan-combined", "sngan-diffaugment-lecam-ada-kcenter"])
 def test_every_family_and_new_strategy_runs_under_dvc_repro(study_copy, gan, strategies):
     """A GAN family and strategies swapped in by params alone: dvc repro reruns the GAN and what
     follows it, every stage works with them, and the report shows them."""

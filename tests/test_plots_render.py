@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import REPO_ROOT, dvc
+from e2e import REPO_ROOT, clone_study, dvc
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,9 @@ def rendered(tiny_study, tmp_path_factory):
     template.write_text(f"<!DOCTYPE html><html><head><title>DVC Plot</title>{scripts}</head>"
                         "<body>{plot_divs}</body></html>")
     out = tmp / "out"
-    dvc(tiny_study[0], "plots", "show", "--html-template", str(template), "-o", str(out))
+    # In a copy: the study is shared by the test workers, and dvc locks the repo it runs in.
+    study = clone_study(tiny_study[0], tmp / "study")
+    dvc(study, "plots", "show", "--html-template", str(template), "-o", str(out))
     page = out / "index.html"
     dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}",
                           "--dump-dom", page.as_uri()], capture_output=True, text=True,

@@ -47,9 +47,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Imported once by the server: what the stages' entry points import (torch through the project's
-# model modules). One that fails to import is left to the instances (they report it).
+# model modules), and what their first calls import: torch.optim's step imports torch._dynamo
+# (and with it inductor's config) every time it is called, as does use_deterministic_algorithms;
+# in a cold start that is 1.3-2.7 s of a training instance (benchmarks/stage_overhead.py).
+# One that fails to import is left to the instances (they report it).
 PRELOAD = (
-    "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "dvclive",
+    "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "torch._dynamo", "dvclive",
     "ganaug.config", "ganaug.stage", "ganaug.models.checkpoint", "ganaug.training",
     "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection", "ganaug.report",
 )
