@@ -44,12 +44,18 @@ def best(cmd: list[str], repeat: int, cwd: Path = ROOT) -> float:
     return min(times)
 
 
+def instance_env() -> dict[str, str]:
+    """This environment with this interpreter's folder first on ``PATH``, so that an instance's
+    ``python`` is the one the start server runs (what makes it start warm)."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
+                                                   os.environ.get("PATH", "")])}
+
+
 def warm_best(stage: str, repeat: int) -> float:
     """Seconds from asking the start server for ``python -m stages.<stage> --help`` to its end."""
     from ganaug.parallel import launcher
 
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                  os.environ.get("PATH", "")])}
+    env = instance_env()
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeat):
@@ -89,8 +95,7 @@ def first_call(what: str, warm: bool, repeat: int) -> float:
     instance forked from the start server (warm)."""
     from ganaug.parallel import launcher
 
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent),
-                                                  os.environ.get("PATH", "")])}
+    env = instance_env()
     times = []
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "first_calls.py").write_text(FIRST_CALLS)

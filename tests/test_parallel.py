@@ -424,7 +424,7 @@ def test_tiny_study_killed_part_way_and_rerun_equals_dvc_repro(tiny_study, tmp_p
     deadline = time.monotonic() + 600
     # Kill two thirds of the way (20 of the tiny study's 30 instances done, two running): the
     # GAN, the pool and most classifiers were made warm; the rest, and what the kill left out of
-    # dvc.lock, are left to the cold rerun below (a cold instance costs 10 warm ones here).
+    # dvc.lock, are left to the cold rerun below (cold instances cost the most time here).
     for line in proc.stderr:
         done += " done " in line
         if done >= 20 or time.monotonic() > deadline:
