@@ -180,3 +180,37 @@ def test_a_missing_module_or_folder_fails_the_instance_with_the_reason_in_its_lo
     proc = launcher.start(*call, cwd=str(probe_dir / "gone"), env=env, log=str(log))
     assert proc.wait(timeout=60) == 1
     assert "FileNotFoundError" in log.read_text() and "gone" in log.read_text()
+
+
+def test_a_preloaded_module_edited_on_disk_is_imported_again(probe_dir):
+    """The server imported helper_mod; once the file changes, no instance runs the old code: a
+    new server imports it as it is now (the instances of the old one still report back)."""
+    (probe_dir / "helper_mod.py").write_text("VALUE = 1\n")
+    (probe_dir / "use_helper.py").write_text("import helper_mod\nprint('value', helper_mod.VALUE)\n")
+    env = instance_env(PYTHONPATH=str(probe_dir), GANAUG_WARM_PRELOAD="helper_mod")
+    time.sleep(0.1)  # written before the server starts (it distrusts files changed meanwhile)
+    assert run_warm(probe_dir, "python -m use_helper", env) == (0, "value 1\n")
+    slow = launcher.start("probe_mod", [], cwd=str(probe_dir), env={**env, "PROBE_SLEEP": "3"},
+                          log=str(probe_dir / "slow.log"))
+    first = launcher._server
+    (probe_dir / "helper_mod.py").write_text("VALUE = 2\n")
+    assert run_warm(probe_dir, "python -m use_helper", env) == (0, "value 2\n")
+    assert launcher._server is not first and first.stale
+    assert slow.wait(timeout=60) == 0  # started by the retired server, still followed
+    # Replaced by another file (a new inode), as editors that save atomically do.
+    (probe_dir / "helper_new.py").write_text("VALUE = 3\n")
+    os.replace(probe_dir / "helper_new.py", probe_dir / "helper_mod.py")
+    assert run_warm(probe_dir, "python -m use_helper", env) == (0, "value 3\n")
+
+
+def test_files_changed_since_the_imports_are_found(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("x = 1\n")
+    files = {str(path): launcher._file_key(str(path))}
+    assert launcher.changed_files(files) == []
+    assert launcher.edited_since(files, time.time_ns() + 10**9) == []
+    assert launcher.edited_since(files, time.time_ns()) == [str(path)]  # within the clock's slack
+    path.write_text("x = 22\n")
+    assert launcher.changed_files(files) == [str(path)]
+    path.unlink()
+    assert launcher.changed_files(files) == [str(path)]

@@ -459,3 +459,108 @@ def test_a_path_lock_table_a_kill_left_unreadable_is_removed(tmp_path):
         rwlock.write_text('{"read": {"data/x": [{"pid": 1')
         assert reset_broken_rwlock(repo) and not rwlock.exists()
         assert not reset_broken_rwlock(repo)  # nothing there: nothing to do
+
+
+# ------------------------------------------------------------------------------------------
+# What ran is what is recorded (warm start and dependency hashes)
+# ------------------------------------------------------------------------------------------
+
+LIB_STAGE = '''\
+"""Writes the value its library module holds; ``mut`` also changes its data file while it runs,
+``edit`` rewrites the library (as a user editing the code during a run would)."""
+import os, sys
+from pathlib import Path
+
+import probe_lib
+
+name, out = sys.argv[1:3]
+if name == "edit":
+    lib = Path(os.environ["PROBE_LIB"])
+    lib.write_text(lib.read_text().replace("VALUE = 1", "VALUE = 22"))  # in place, as editors may
+if name == "mut":
+    with open(os.environ["PROBE_DATA"], "a") as f:
+        f.write("touched while it ran\\n")
+Path(out).parent.mkdir(parents=True, exist_ok=True)
+Path(out).write_text(f"{name}: {probe_lib.VALUE}\\n")
+'''
+
+
+@pytest.fixture
+def lib_repo(tmp_path) -> Path:
+    """A git + DVC repo whose stages are ``python -m`` commands (so they start warm) importing a
+    library module that the start server preloads (GANAUG_WARM_PRELOAD)."""
+    repo = tmp_path / "lib repo"
+    (repo / "lib").mkdir(parents=True)
+    (repo / "lib" / "probe_lib.py").write_text("VALUE = 1\n")
+    (repo / "probe_stage.py").write_text(LIB_STAGE)
+    (repo / "data.txt").write_text("data\n")
+    shutil.copy(TINY, repo / "params.yaml")  # the runner checks the project's params first
+    code = ["probe_stage.py", "lib/probe_lib.py"]
+
+    def stage(name: str, *deps: str) -> dict:
+        return {"cmd": f"python -m probe_stage {name} out/{name}.txt",
+                "deps": [*code, *deps], "outs": [f"out/{name}.txt"]}
+    stages = {"first": stage("first"), "edit": stage("edit", "out/first.txt"),
+              "after": stage("after", "out/edit.txt"), "mut": stage("mut", "data.txt"),
+              "other": stage("other")}
+    # The editing stage must not declare the library: it changes it while it runs (which the
+    # coordinator would rightly refuse to record).
+    stages["edit"]["deps"] = ["probe_stage.py", "out/first.txt"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    git(repo, "init", "-q", "-b", "main")
+    dvc(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "lib pipeline")
+    return repo
+
+
+def lib_env(repo: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(repo / "lib"), "GANAUG_WARM_PRELOAD": "probe_lib",
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+            "PROBE_LIB": str(repo / "lib" / "probe_lib.py"),
+            "PROBE_DATA": str(repo / "data.txt")}
+
+
+def dep_md5(entry: dict, path: str) -> str:
+    return next(d["md5"] for d in entry["deps"] if d["path"] == path)
+
+
+def test_code_edited_during_a_run_is_the_code_that_runs_and_is_recorded(lib_repo):
+    """The start server imported probe_lib (VALUE = 1) before ``edit`` changed it on disk: the
+    instance after the edit must run VALUE = 22, the code DVC hashes and records for it."""
+    import hashlib
+
+    repo = lib_repo
+    parallel(repo, "-j", "1", "after", **lib_env(repo))
+    assert (repo / "out" / "first.txt").read_text() == "first: 1\n"
+    assert (repo / "out" / "after.txt").read_text() == "after: 22\n"
+    logs = repo / ".dvc" / "tmp" / "parallel" / "logs"
+    assert launcher.WARM_NOTE in (logs / "after.log").read_text()  # warm, from a new server
+    edited = hashlib.md5((repo / "lib" / "probe_lib.py").read_bytes()).hexdigest()
+    stages = lock(repo)["stages"]
+    assert dep_md5(stages["after"], "lib/probe_lib.py") == edited
+    assert dep_md5(stages["first"], "lib/probe_lib.py") != edited  # it ran the old code
+    # A cold run of the edited code (everything again, as a fresh interpreter runs it) makes
+    # the same output and records the same code.
+    reference = lock(repo)["stages"]["after"]
+    parallel(repo, "-j", "1", "-f", "after", GANAUG_WARM_START="0", **lib_env(repo))
+    assert (repo / "out" / "after.txt").read_text() == "after: 22\n"
+    assert lock(repo)["stages"]["after"]["outs"] == reference["outs"]
+    assert dep_md5(lock(repo)["stages"]["after"], "lib/probe_lib.py") == edited
+
+
+def test_a_dependency_changed_while_its_instance_ran_is_not_recorded(lib_repo):
+    repo = lib_repo
+    proc = parallel(repo, "-j", "2", "mut", "other", check=False, **lib_env(repo))
+    assert proc.returncode != 0
+    assert "mut" in proc.stderr and "data.txt changed while it ran" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    stages = lock(repo)["stages"]
+    assert "mut" not in stages and not (repo / "out" / "mut.txt").exists()
+    assert "other" in stages  # an independent instance goes on
+    # Nothing changes any more: the rerun records it.
+    (repo / "probe_stage.py").write_text(LIB_STAGE.replace('if name == "mut":',
+                                                           'if name == "never":'))
+    parallel(repo, "-j", "2", "mut", "other", **lib_env(repo))
+    assert "mut" in lock(repo)["stages"]
+    assert status_clean(repo, "mut", "other")

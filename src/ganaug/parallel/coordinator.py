@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganaug.parallel.engine import Engine
-from ganaug.parallel.session import Outcome, Session, worker_files
+from ganaug.parallel.session import DependencyChanged, Outcome, Session, worker_files
 from ganaug.parallel.workspace import InstanceResult, InstanceSpec, run_instance
 
 if TYPE_CHECKING:
@@ -147,9 +147,12 @@ class Coordinator:
         for future in sorted(finished, key=lambda f: order[self.running[f][0]]):
             stage, spec = self.running.pop(future)
             result = self._result(future, stage)
-            if result is not None and result.ok and self._record(stage, spec, result):
+            if result is None or not result.ok:
+                self._fail(stage, result)
                 continue
-            self._fail(stage, result)
+            problem = self._record(stage, spec, result)
+            if problem is not None:
+                self._fail(stage, result, problem)
 
     def _result(self, future, stage: Stage) -> InstanceResult | None:
         try:
@@ -158,31 +161,34 @@ class Coordinator:
             log.exception("%s: its task raised", stage.addressing)
             return None
 
-    def _record(self, stage: Stage, spec: InstanceSpec, result: InstanceResult) -> bool:
-        """Record a worker's result in the main workspace; False if that failed."""
+    def _record(self, stage: Stage, spec: InstanceSpec, result: InstanceResult) -> str | None:
+        """Record a worker's result in the main workspace; what went wrong if that failed."""
         try:
             self.session.finish(stage, Path(spec.workspace))
-        except Exception:  # DVC's errors, OSError, ...: this instance failed, others go on
+        except DependencyChanged as exc:
+            return str(exc)
+        except Exception as exc:  # DVC's errors, OSError, ...: this instance failed, others go on
             log.exception("%s: ran, but restoring its result in the main workspace failed",
                           stage.addressing)
-            return False
+            return f"ran, but recording it failed: {exc}"
         shutil.rmtree(spec.workspace, ignore_errors=True)
         self.done.add(stage)
         self.summary.ran.append(stage.addressing)
         self.summary.results[stage.addressing] = result
         env = " ".join(f"{k}={v}" for k, v in result.env.items())
         self._progress("done", f"{stage.addressing} in {result.seconds:.1f} s ({env})")
-        return True
+        return None
 
-    def _fail(self, stage: Stage, result: InstanceResult | None) -> None:
+    def _fail(self, stage: Stage, result: InstanceResult | None, problem: str | None = None
+              ) -> None:
         name = stage.addressing
         self.summary.failed.append(name)
         self.session.give_up(stage)
         if result is not None:
             self.summary.results[name] = result
             tail = "\n".join(f"    | {line}" for line in result.tail.splitlines())
-            why = ("its workspace could not be prepared" if result.returncode == -1
-                   else f"exit status {result.returncode}")
+            why = problem or ("its workspace could not be prepared" if result.returncode == -1
+                              else f"exit status {result.returncode}")
             self._progress("FAILED", f"{name} after {result.seconds:.1f} s ({why}); log: "
                            f"{result.log}\n{tail}", level=logging.ERROR)
         else:

@@ -22,8 +22,17 @@ What keeps it equal to a cold start:
   OpenMP itself; the project reads its environment variables when called, not when imported.
   Python's and numpy's global random generators are reseeded from the OS in each instance, as a
   fresh interpreter's are.
+- Only code that is still on disk runs. The server notes every file it imported (with its
+  inode, size and modification time) and, before each fork, checks them again: if one changed
+  since (a source file edited during the run), it forks nothing more; it finishes the instances
+  it started, and a new server, which imports the files as they are now, starts this instance
+  and the ones after it. An instance therefore runs the code a fresh ``python -m`` would run at
+  that moment, which is what DVC hashes for it (and the coordinator checks that the hashes did
+  not change between dispatch and record: :mod:`ganaug.parallel.session`).
 - Linux only (fork after loading Apple's frameworks is unsafe); ``GANAUG_WARM_START=0`` turns
   it off. The parallel tests check that the tiny study gives the same bytes either way.
+  ``GANAUG_WARM_PRELOAD`` (comma-separated module names) adds modules to the server's imports
+  (a plugin package's, say).
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ import atexit
 import contextlib
 import itertools
 import json
+import logging
 import os
 import re
 import select
@@ -56,11 +66,20 @@ PRELOAD = (
     "ganaug.config", "ganaug.stage", "ganaug.models.checkpoint", "ganaug.training",
     "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection", "ganaug.report",
 )
+# Modules the user adds to PRELOAD (comma-separated): a plugin package's, say.
+PRELOAD_VAR = "GANAUG_WARM_PRELOAD"
 # Shell syntax that a plain argv split would not honour: such a line runs through the shell.
 SHELL_SYNTAX = re.compile(r"[;&|<>()$`*?\[\]{}~!#\\\n]")
 THREAD_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_")
 WARM_NOTE = "started from the warm interpreter (GANAUG_WARM_START=0: a fresh one)"
+COLD_NOTE = ("the warm interpreter could not start it (its imports kept changing on disk, "
+             "or it did not start): started in a fresh one")
 POLL_S = 0.05  # how often the server looks for children that ended
+# Servers started for one instance before it starts cold instead: each replaces one that found
+# a file it had imported changed on disk (a file still being edited can change again).
+MAX_RESTARTS = 3
+
+logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _server: _Server | None = None
@@ -118,6 +137,8 @@ class WarmProcess:
     def __init__(self) -> None:
         self.pid: int | None = None
         self.returncode: int | None = None
+        # The files the server had imported that changed on disk: it forked nothing.
+        self.stale: list[str] | None = None
         self._started = threading.Event()
         self._done = threading.Event()
 
@@ -155,6 +176,7 @@ class _Server:
         self._ids = itertools.count()
         self._pending: dict[int, WarmProcess] = {}
         self._write = threading.Lock()
+        self.stale = False  # it found an imported file changed: it starts nothing more
         ready = self.proc.stdout.readline()
         if json.loads(ready or b"{}").get("ready") is not True:
             self.proc.kill()
@@ -198,7 +220,13 @@ class _Server:
                 proc = self._pending.get(msg["id"])
                 if proc is None:
                     continue
-                if "pid" in msg:
+                if "stale" in msg:
+                    self.stale = True
+                    proc.stale = msg["stale"]
+                    del self._pending[msg["id"]]
+                    proc._started.set()
+                    proc._done.set()
+                elif "pid" in msg:
                     proc.pid = msg["pid"]
                     proc._started.set()
                 else:
@@ -211,6 +239,12 @@ class _Server:
             for ident in list(self._pending):
                 self._fail(ident)
 
+    def retire(self) -> None:
+        """Send nothing more: the server ends once the instances it started have ended, and
+        their exit statuses still come back."""
+        with self._write, contextlib.suppress(OSError):
+            self.proc.stdin.close()
+
     def close(self) -> None:
         if self.alive:
             self.proc.stdin.close()
@@ -220,27 +254,45 @@ class _Server:
                 self.proc.kill()
 
 
+def _current(env: Mapping[str, str]) -> _Server | None:
+    """The start server, a new one in place of one that died or found its files changed (call
+    with ``_lock`` held); None if none starts."""
+    global _server
+    if _server is None or not _server.alive or _server.stale:
+        if _server is not None:
+            _server.retire()
+        try:
+            _server = _Server(env)
+        except OSError:
+            _server = None
+    return _server
+
+
 def serves(env: Mapping[str, str]) -> bool:
     """Whether the start server (started now if need be) can start an instance with ``env``'s
     thread settings: the first instance's settings are the server's."""
-    global _server
-    threads = thread_settings(env)
     with _lock:
-        if _server is None or not _server.alive:
-            try:
-                _server = _Server(env)
-            except OSError:
-                return False
-        return threads == _server.threads
+        server = _current(env)
+        return server is not None and thread_settings(env) == server.threads
 
 
 def start(module: str, args: Sequence[str], cwd: str, env: Mapping[str, str],
-          log: str) -> WarmProcess:
+          log: str) -> WarmProcess | None:
     """Start ``python -m module args`` in ``cwd`` with exactly ``env``, its output appended to
-    ``log`` (after :func:`serves` said yes)."""
-    assert _server is not None
-    return _server.start({"module": module, "args": list(args), "cwd": cwd, "env": dict(env),
-                          "log": log})
+    ``log`` (after :func:`serves` said yes). None: start it cold instead (no server would start
+    it with the code now on disk, see :data:`MAX_RESTARTS`)."""
+    request = {"module": module, "args": list(args), "cwd": cwd, "env": dict(env), "log": log}
+    for _ in range(MAX_RESTARTS + 1):
+        with _lock:
+            server = _current(env)
+        if server is None or thread_settings(env) != server.threads:
+            return None
+        proc = server.start(request)
+        if proc.stale is None:
+            return proc
+        logger.info("the warm interpreter's imports changed on disk (%s): a new one imports "
+                 "them again", ", ".join(proc.stale))
+    return None
 
 
 @atexit.register
@@ -268,10 +320,16 @@ def serve(requests: int = 0, replies: int = 1) -> None:
     import importlib
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the coordinator ends the instances
-    for name in PRELOAD:
+    began = time.time_ns()
+    extra = [m.strip() for m in os.environ.get(PRELOAD_VAR, "").split(",") if m.strip()]
+    for name in (*PRELOAD, *extra):
         # One that fails is left to the instance that needs it (it reports the error).
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    imported = imported_files()
+    # A file changed while the imports ran may have been read before or after the change: it
+    # counts as changed already, so the first request finds it and a new server reads it again.
+    early = edited_since(imported, began)
 
     # What the preloaded modules made stays put: children's collections skip it, and their
     # pages stay shared with the server (the use Python's docs give for gc.freeze before fork).
@@ -296,6 +354,10 @@ def serve(requests: int = 0, replies: int = 1) -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 request = json.loads(line)
+                changed = early or changed_files(imported)
+                if changed:  # this code is no longer what a fresh interpreter would run
+                    reply({"id": request["id"], "stale": changed[:5]})
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     _run_module(request)  # never returns: ends the process
@@ -306,6 +368,42 @@ def serve(requests: int = 0, replies: int = 1) -> None:
             if pid == 0:
                 break
             reply({"id": children.pop(pid), "returncode": os.waitstatus_to_exitcode(status)})
+
+
+def _file_key(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def imported_files() -> dict[str, tuple[int, int, int]]:
+    """Every file behind a module in ``sys.modules`` (sources and extensions), with its inode,
+    size and modification time: an edit in place or a file replaced changes one of them."""
+    files: dict[str, tuple[int, int, int]] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path not in files and (key := _file_key(path)):
+            files[path] = key
+    return files
+
+
+def changed_files(files: Mapping[str, tuple[int, int, int]]) -> list[str]:
+    """The files of :func:`imported_files` that changed (or went away) since."""
+    return [path for path, key in files.items() if _file_key(path) != key]
+
+
+def edited_since(files: Mapping[str, tuple[int, int, int]], began_ns: int) -> list[str]:
+    """The files modified at or after ``began_ns``, allowing for the clock's coarseness: a
+    filesystem that keeps whole seconds (every nanosecond part zero) gets a second, others 50 ms
+    (the kernel stamps files with a clock that lags by up to a tick)."""
+    out = []
+    for path, (_, _, mtime) in files.items():
+        slack = 1_000_000_000 if mtime % 1_000_000_000 == 0 else 50_000_000
+        if mtime >= began_ns - slack:
+            out.append(path)
+    return out
 
 
 def _run_module(request: dict) -> None:

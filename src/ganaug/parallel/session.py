@@ -9,7 +9,14 @@ running the command. While a session is open, DVC's ``cmd_run`` either raises
 runs the command in a workspace of its own) or, once the worker is done, moves the outputs the
 worker made into the main workspace in place of running the command (the second pass).
 Everything around that step is DVC's, so a parallel run skips, restores and records exactly what
-``dvc repro`` would, and DVC is the only writer of ``dvc.lock``.
+``dvc repro`` would, and DVC writes every entry of ``dvc.lock``.
+
+What is recorded is what ran: DVC hashes an instance's dependencies when it decides to run it
+(dispatch) and again when it records it, and takes the second hashes for the inputs. A file
+edited in between (a source file, a dataset) would be recorded as if the instance had read it.
+The session keeps the dispatch hashes and refuses to record an instance whose dependencies
+hash differently at record time (:class:`DependencyChanged`): nothing of it is recorded or
+cached, its outputs are removed, and the next run runs it again.
 
 DVC writes ``dvc.lock`` in place (truncate, then write); a run killed during that write would
 leave a broken file. Before each write a copy is kept under ``.dvc/tmp/parallel/``, and the next
@@ -19,6 +26,7 @@ run puts it back if ``dvc.lock`` no longer loads (:func:`recover_lockfiles`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import enum
 import functools
 import logging
@@ -51,6 +59,11 @@ class SessionError(RuntimeError):
     """The main workspace cannot be driven as asked (no git, an unexpected DVC)."""
 
 
+class DependencyChanged(SessionError):
+    """An instance's dependency hashed differently when it was recorded than when it was sent
+    to run: the instance may have read either version, so it is not recorded."""
+
+
 class Outcome(enum.Enum):
     UP_TO_DATE = "up to date"  # DVC: "didn't change, skipping"
     RESTORED = "restored"  # checked out from DVC's cache or run-cache; dvc.lock to update
@@ -79,6 +92,7 @@ class Session:
         self._to_dump: list[Stage] = []  # recorded, lock entry not written yet
         self._in_lock = stages_in_lockfiles(self.plan.order)  # have an entry in dvc.lock
         self._given_up: set[Stage] = set()
+        self._dispatched: dict[Stage, list] = {}  # dependency hashes when sent to run
         self._flushed = time.monotonic()
 
     def ignore_outputs(self) -> None:
@@ -103,6 +117,7 @@ class Session:
             with self._cmd_run.use(_deferring_cmd_run):
                 ret = stage.reproduce(upstream=self.plan.upstream[stage], force=force)
         except CommandDeferred:
+            self._dispatched[stage] = dependency_hashes(stage)
             if workers_can_run(stage):
                 return Outcome.NEEDS_WORKER
             log.warning("%s runs in the main workspace: it has a persistent output or one "
@@ -126,7 +141,8 @@ class Session:
         nothing in its run-cache: ``Stage.run``, with ``force`` so that it does not look there
         again. (Looking again would be wrong, not just slow: the dependencies are hashed by now,
         and DVC would take the outputs in ``dvc.lock`` for this run's.)"""
-        with self._cmd_run.use(cmd_run):
+        dispatched = self._dispatched.pop(stage)
+        with self._cmd_run.use(cmd_run), _dependencies_unchanged(stage, dispatched):
             stage.run(force=True)
         self._to_dump.append(stage)
 
@@ -289,6 +305,47 @@ def worker_files(root: Path, outs: Iterable[str]) -> tuple[str, ...]:
         if not any(parts[:i] in out_parts for i in range(1, len(parts) + 1)):
             kept.append(name)
     return tuple(kept)
+
+
+# --------------------------------------------------------------------------------------------
+# What ran is what is recorded
+# --------------------------------------------------------------------------------------------
+
+
+def dependency_hashes(stage: Stage) -> list:
+    """Hash the stage's dependencies now (DVC's state database makes an unchanged file cheap)
+    and return their hashes, in ``stage.deps`` order. With ``-f`` DVC has not hashed them yet
+    on the way to the command; otherwise this is the same hash again."""
+    stage.save_deps(allow_missing=True)  # a missing one fails when it is recorded
+    return [copy.deepcopy(dep.hash_info) for dep in stage.deps]
+
+
+@contextlib.contextmanager
+def _dependencies_unchanged(stage: Stage, dispatched: list) -> Iterator[None]:
+    """While DVC records ``stage``: right after it hashes the dependencies again, and before it
+    hashes, caches or records any output, raise :class:`DependencyChanged` if a hash differs
+    from the dispatch hash; the outputs are then removed."""
+    save_deps = stage.save_deps
+
+    def checked_save_deps(*args, **kwargs):
+        save_deps(*args, **kwargs)
+        changed = [str(dep) for dep, before in zip(stage.deps, dispatched, strict=True)
+                   if dep.hash_info != before]
+        if changed:
+            raise DependencyChanged(
+                f"{stage.addressing}: {', '.join(changed)} changed while it ran (its hash when "
+                f"the instance was sent to run differs from its hash now); nothing of it is "
+                f"recorded: rerun to run it on the files as they are now")
+
+    stage.save_deps = checked_save_deps  # Stage.save looks it up on the instance
+    try:
+        yield
+    except DependencyChanged:
+        with contextlib.suppress(Exception):
+            stage.remove_outs(ignore_remove=False, force=True)
+        raise
+    finally:
+        del stage.save_deps
 
 
 # --------------------------------------------------------------------------------------------

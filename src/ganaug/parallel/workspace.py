@@ -152,11 +152,15 @@ def _run(cmd: list[str], cwd: str, env: dict[str, str], out, log: str) -> int:
     """Run one command line, its output to ``out`` (the file at ``log``): a ``python -m``
     line from the warm interpreter (:mod:`.launcher`), anything else through the shell."""
     call = launcher.python_module_call(cmd, env) if launcher.enabled(env) else None
+    proc = None
     if call is not None and launcher.serves(env):
         out.write(f"# {launcher.WARM_NOTE}\n")
         out.flush()
         proc = launcher.start(*call, cwd=cwd, env=env, log=log)
-    else:
+        if proc is None:
+            out.write(f"# {launcher.COLD_NOTE}\n")
+            out.flush()
+    if proc is None:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     with _running_lock:
