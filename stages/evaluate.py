@@ -17,7 +17,7 @@ from ganaug.errors import ParamsError
 from ganaug.evaluation import align_to_source, evaluate_classifier
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
-from ganaug.runtime import resolve_device
+from ganaug.runtime import resolve_device, set_threads
 from ganaug.stage import exit_with, parser, read_params
 
 # Test sets every evaluation adds when the synthetic test set is not empty.
@@ -48,14 +48,15 @@ def build_parser():
 
 def declared_params(args) -> list[str]:
     if args.only_synthetic_test:
-        return ["data.source", "device"]
-    return ["data.source", "study.targets", "device"]
+        return ["data.source", "device", "threads"]
+    return ["data.source", "study.targets", "device", "threads"]
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     model, payload = load_classifier(args.model, device)
     data_dir = Path(args.data_dir)
     source_name = params["data"]["source"]

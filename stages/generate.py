@@ -7,7 +7,7 @@ from ganaug.config import GenerateConfig
 from ganaug.data import Prepared, load_prepared, save_prepared
 from ganaug.gan import load_gan
 from ganaug.pool import TEST_SEED_OFFSET, make_pool, make_test_set, pool_size_per_class
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -22,7 +22,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["generate", "device"]
+    return ["generate", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -30,6 +30,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg = load_section(params, "generate", GenerateConfig)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(cfg.seed)
     gan = load_gan(args.gan, device)
     data = load_prepared(args.data)

@@ -17,7 +17,7 @@ from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
 from ganaug.refine import fine_tune, generate_score_select, save_round
 from ganaug.resume import discard_resume
-from ganaug.runtime import inference_layout, resolve_device, set_determinism
+from ganaug.runtime import inference_layout, resolve_device, set_determinism, set_threads
 from ganaug.scoring import load_scores, scorer_temperature
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
@@ -44,7 +44,7 @@ def declared_params(args) -> list[str]:
     strategy = load_params(args.params).get("refine", {}).get("strategy", "threshold")
     # Only this round's entry of refine.rounds: adding a round must not rerun the others.
     return ["refine.strategy", "refine.ratio", "refine.steps", f"refine.rounds.{args.round}",
-            "gan", "generate", "score", f"select.{strategy}", "device"]
+            "gan", "generate", "score", f"select.{strategy}", "device", "threads"]
 
 
 def round_config(params: dict, name: str) -> tuple[RefineConfig, str]:
@@ -81,6 +81,7 @@ def main(argv=None) -> None:
     strategy = STRATEGIES.get(cfg.strategy)
     select_cfg = load_section(params, f"select.{cfg.strategy}", strategy.config)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(gan_cfg.seed)
     data = load_prepared(args.data)
     scorer, scorer_payload = load_classifier(args.scorer, device)

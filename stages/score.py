@@ -16,7 +16,7 @@ from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool, load_sources
 from ganaug.report_figures import memorisation_grid, score_figures
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.scoring import fid_subset, run_score, save_scores, scorer_temperature
 from ganaug.stage import exit_with, load_section, parser, read_params
 
@@ -36,7 +36,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["score", "device"]
+    return ["score", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg = load_section(params, "score", ScoreConfig)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(cfg.seed)
     images, labels, _ = load_pool(args.pool)
     data = load_prepared(args.data)

@@ -9,6 +9,7 @@ from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.io import save_json, save_npy
 from ganaug.pool import load_pool
+from ganaug.runtime import set_threads
 from ganaug.scoring import chosen_vs_real, load_scores
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
@@ -28,7 +29,7 @@ def build_parser():
 
 def declared_params(args) -> list[str]:
     return [f"select.{args.strategy}", "score.kid_subset_size", "score.kid_subsets",
-            "score.seed", "device"]
+            "score.seed", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -37,6 +38,7 @@ def main(argv=None) -> None:
     if not np.isfinite(args.ratio) or args.ratio <= 0:
         raise ParamsError(f"--ratio: must be a positive number, got {args.ratio}")
     params = read_params(declared_params(args), args.params)
+    set_threads(params["threads"])
     cfg = load_section(params, f"select.{args.strategy}", strategy.config)
     data = load_prepared(args.data)
     scores = load_scores(args.scores)

@@ -14,7 +14,7 @@ from ganaug.data import load_prepared
 from ganaug.io import DataFileError, load_npy
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.training import discard_resume, live_curves, train_classifier
 
@@ -37,7 +37,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["classifier", "device"]
+    return ["classifier", "device", "threads"]
 
 
 def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -88,6 +88,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg = load_section(params, "classifier", TrainConfig)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(args.seed)
     data = load_prepared(args.real)
     x, y, counts = training_set(args, data)

@@ -13,7 +13,7 @@ from ganaug.gan import family_for
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png, upscale_for
 from ganaug.resume import discard_resume
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 
 
@@ -27,7 +27,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["gan", "device"]
+    return ["gan", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -37,6 +37,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg = load_section(params, "gan", GanConfig)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(cfg.seed)
     data = load_prepared(args.data)
     x, y = data.split("train")

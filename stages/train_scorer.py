@@ -8,7 +8,7 @@ from ganaug.config import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
-from ganaug.runtime import resolve_device, set_determinism
+from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.training import discard_resume, live_curves, logits_of, train_classifier
 
@@ -24,7 +24,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["scorer", "device"]
+    return ["scorer", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -32,6 +32,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     cfg = load_section(params, "scorer", ScorerConfig)
     device = resolve_device(params["device"])
+    set_threads(params["threads"])
     set_determinism(cfg.seed)
     data = load_prepared(args.data)
     with live_curves(args.plots) as on_epoch:

@@ -36,10 +36,12 @@ def study_env(repo: Path) -> dict[str, str]:
     return env
 
 
-def run(repo: Path, *args: str, check: bool = True, timeout: float = 900
-        ) -> subprocess.CompletedProcess:
-    """Run a command in ``repo``; on an unexpected exit status, fail with its output."""
-    proc = subprocess.run(list(args), cwd=repo, env=study_env(repo), capture_output=True,
+def run(repo: Path, *args: str, check: bool = True, timeout: float = 900,
+        unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run a command in ``repo`` (with the variables in ``unset`` left out of its environment);
+    on an unexpected exit status, fail with its output."""
+    env = {k: v for k, v in study_env(repo).items() if k not in unset}
+    proc = subprocess.run(list(args), cwd=repo, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
@@ -49,8 +51,13 @@ def run(repo: Path, *args: str, check: bool = True, timeout: float = 900
     return proc
 
 
-def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run(repo, sys.executable, "-m", "dvc", *args, check=check)
+def dvc(repo: Path, *args: str, check: bool = True, unset: tuple[str, ...] = ()
+        ) -> subprocess.CompletedProcess:
+    return run(repo, sys.executable, "-m", "dvc", *args, check=check, unset=unset)
+
+
+# The variables that size thread pools: a stage fixes its own from params.yaml (threads).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess:

@@ -108,6 +108,10 @@ PARAMS_CASES = [
     ("ada-without-augmentations", {"gan.ada_target": 0.6}, ["gan", "ada_target", "diffaugment"]),
     ("unknown-augmentation", {"gan.diffaugment": ["colour"]}, ["gan.diffaugment.0"]),
     ("device-gpu", {"device": "gpu"}, ["device", "'gpu'", "auto, cpu, cuda"]),
+    ("threads-zero", {"threads": 0}, ["threads", "0", "positive integer"]),
+    ("threads-as-text", {"threads": "two"}, ["threads", "'two'", "positive integer"]),
+    ("threads-bool", {"threads": True}, ["threads", "True", "positive integer"]),
+    ("threads-float", {"threads": 1.5}, ["threads", "1.5", "positive integer"]),
     ("refine-from-unknown-round", {"refine.rounds": {"r1": "r0"}},
      ["refine", "r1", "'r0'"]),
     ("refine-round-named-base", {"refine.rounds": {"base": "base"}}, ["refine", "'base'"]),
@@ -201,6 +205,17 @@ def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path, device, words):
                       "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params),
                       env={"GANAUG_DEVICE": device})
     one_line_error(proc, *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_more_threads_than_the_machine_has_is_one_clear_line(tmp_path):
+    from ganaug.runtime import usable_cores
+
+    too_many = usable_cores() + 1
+    params = write_params(tmp_path, threads=too_many)
+    proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path)), "--seed",
+                      "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params))
+    one_line_error(proc, "ParamsError", "threads", str(too_many), "usable core")
     assert not (tmp_path / "out").exists()
 
 

@@ -403,7 +403,12 @@ def same_results(repo: Path, reference: Path) -> None:
 def test_tiny_study_in_parallel_equals_dvc_repro(tiny_study, tmp_path):
     repo = make_study(tmp_path / "study", TINY)
     # Fake GPU ids: each instance sees one (GANAUG_DEVICE=cpu from study_env keeps it on the CPU).
-    proc = parallel(repo, "--gpus", "0,1")
+    # Two threads each by the environment, where the reference ran with none set: the stages
+    # fix their threads from params.yaml, so the bits are the same.
+    # And 16 workers on this small machine: any -j runs (Dask's per-worker memory limit once
+    # paused them all at -j 40).
+    proc = parallel(repo, "--gpus", "0,1", "--per-gpu", "8", "--threads", "2")
+    assert "16 workers" in proc.stderr
     assert f"{len(lock(repo)['stages'])} ran on workers" in summary_line(proc)
     assert "CUDA_VISIBLE_DEVICES=0" in proc.stderr and "CUDA_VISIBLE_DEVICES=1" in proc.stderr
     # The stages' `python -m` commands started from the warm interpreter (ganaug.parallel.launcher)
@@ -564,3 +569,41 @@ def test_a_dependency_changed_while_its_instance_ran_is_not_recorded(lib_repo):
     parallel(repo, "-j", "2", "mut", "other", **lib_env(repo))
     assert "mut" in lock(repo)["stages"]
     assert status_clean(repo, "mut", "other")
+
+
+def test_local_workers_carry_no_memory_limit(probe_repo):
+    """Dask's default limit is the machine's memory over the workers, measured against the whole
+    coordinator process: with many workers every one paused and the run hung."""
+    from ganaug.parallel.engine import start_engine
+
+    with start_engine(EngineOptions(workers=40), probe_repo) as engine:
+        workers = engine.client.scheduler_info()["workers"].values()
+        assert len(workers) == 40 and all(not w["memory_limit"] for w in workers)
+    line = summary_line(parallel(probe_repo, "-j", "40"))
+    assert "6 ran on workers" in line
+
+
+def test_an_unsupported_dvc_is_refused_in_one_line_before_any_work(monkeypatch, probe_repo):
+    from ganaug.parallel import dvc_api
+
+    dvc_api.check()  # the installed one is supported
+    monkeypatch.setattr(dvc_api.metadata, "version", lambda name: "3.62.0")
+    with pytest.raises(dvc_api.UnsupportedDvc, match=r"DVC 3\.62\.0 is installed.*>=3\.66"):
+        dvc_api.check()
+    monkeypatch.undo()
+    # A supported version whose internals moved: named, with what the runner needs it for.
+    monkeypatch.setattr("dvc.stage.run.run_stage", lambda stage, **kw: None)
+    with pytest.raises(dvc_api.UnsupportedDvc, match="run_stage does not behave as used"):
+        dvc_api.check()
+    monkeypatch.undo()
+    monkeypatch.delattr("dvc.dvcfile.ProjectFile.dump_stages")
+    monkeypatch.delattr("dvc.dvcfile.FileMixin.dump_stages")
+    with pytest.raises(dvc_api.UnsupportedDvc, match="ProjectFile.dump_stages is missing"):
+        dvc_api.check()
+    # From the command line: one line, exit 1, nothing started (a fake newer DVC on the path).
+    fake = probe_repo.parent / "fake"
+    (fake / "dvc-9.0.0.dist-info").mkdir(parents=True)
+    (fake / "dvc-9.0.0.dist-info" / "METADATA").write_text("Name: dvc\nVersion: 9.0.0\n")
+    proc = parallel(probe_repo, "-j", "2", check=False, PYTHONPATH=str(fake))
+    assert proc.returncode == 1 and "UnsupportedDvc: DVC 9.0.0 is installed" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (probe_repo / "dvc.lock").exists()

@@ -46,6 +46,17 @@ def check_name(what: str, name: Any) -> str:
     return name
 
 
+def check_threads(value: Any) -> int | None:
+    """``threads``: a positive number of threads, or ``auto`` (None: the environment decides)."""
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"threads: {value!r} is not a thread count; use a positive integer (1 "
+                         f"suits small models) or auto (every usable core; the results then "
+                         f"depend on the machine's core count)")
+    return value
+
+
 def check_device(name: Any) -> str:
     if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
         raise ValueError(f"device: {name!r} is not a device name; use auto, cpu, cuda, cuda:N "

@@ -56,6 +56,49 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+_thread_limits: Any = None  # threadpoolctl's limits, kept for the life of the process
+
+
+def set_threads(value: Any) -> int | None:
+    """Fix the stage's intra-op threads from ``params.yaml: threads``: torch's and those of
+    numpy's BLAS and any other OpenMP pool (threadpoolctl), whatever ``OMP_NUM_THREADS`` says.
+
+    A float reduction split over more threads adds in another order, so the thread count is
+    part of a result's bits: with it fixed by params, ``dvc repro``, the parallel runner with
+    any ``-j`` and a bigger machine record the same ``dvc.lock`` on the same CPU. ``auto``
+    leaves the environment's choice (every core: fastest for big models, machine-dependent).
+    A count above the usable cores is an error: it would be slow, and asking for exact
+    reproduction on a smaller machine than the one that made the results cannot give them.
+    """
+    global _thread_limits
+    from ganaug.config import check_threads
+
+    try:
+        threads = check_threads(value)
+    except ValueError as exc:
+        raise ParamsError(f"params.yaml: {exc}") from None
+    if threads is None:
+        return None
+    cores = usable_cores()
+    if threads > cores:
+        raise ParamsError(f"params.yaml: threads: {threads} is more than this machine's {cores} "
+                          f"usable core(s); use at most {cores}, or auto (results then depend on "
+                          f"the core count)")
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    _thread_limits = threadpool_limits(limits=threads)
+    return threads
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _mps_available() -> bool:
     import torch
 

@@ -32,6 +32,7 @@ from ganaug.config import (
     TrainConfig,
     check_device,
     check_name,
+    check_threads,
     load_params,
     parse,
 )
@@ -51,6 +52,7 @@ def _sections() -> dict[str, Callable[[Any, str, str], Any]]:
 
     return {
         "device": _device,
+        "threads": _threads,
         "study": simple(StudyConfig),
         "data": simple(DataConfig),
         "datasets": _datasets,
@@ -100,6 +102,13 @@ def validate_params_file(path: str = "params.yaml") -> dict[str, Any]:
 def _device(value: Any, key: str, where: str) -> str:
     try:
         return check_device(value)
+    except ValueError as exc:
+        raise ParamsError(f"{where}: {exc}") from None
+
+
+def _threads(value: Any, key: str, where: str) -> int | None:
+    try:
+        return check_threads(value)
     except ValueError as exc:
         raise ParamsError(f"{where}: {exc}") from None
 

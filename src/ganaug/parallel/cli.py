@@ -13,7 +13,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ganaug.config import ParamsError, load_params
+from ganaug.parallel import dvc_api
 from ganaug.parallel.coordinator import Coordinator, Summary
+from ganaug.parallel.dvc_api import UnsupportedDvc
 from ganaug.parallel.engine import EngineOptions, parse_gpus, start_engine
 from ganaug.parallel.session import SessionError, open_session
 from ganaug.parallel.workspace import terminate_running
@@ -61,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
+    try:
+        dvc_api.check()
+    except UnsupportedDvc as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        return 1
     quiet_libraries(args.verbose)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -71,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         log.error("%s", "; ".join(_message(e) for e in exc.errors()))
         return 2
-    except (ParamsError, SessionError, ValueError, OSError) as exc:  # OSError: no scheduler
+    except (ParamsError, SessionError, UnsupportedDvc, ValueError, OSError) as exc:
+        # OSError: no scheduler
         log.error("%s: %s", type(exc).__name__, exc)
         return 1
     except KeyboardInterrupt:
@@ -91,6 +99,7 @@ def run_parallel(targets: Sequence[str], options: EngineOptions, force: bool = F
                  params: str = "params.yaml", root: str | None = None) -> Summary:
     """Reproduce ``targets`` (everything when empty) in the repository at ``root`` (or around
     the current directory); see the module docstring of :mod:`ganaug.parallel`."""
+    dvc_api.check()  # before importing DVC: an unsupported one may not even import
     from dvc.repo import Repo
 
     start = time.monotonic()

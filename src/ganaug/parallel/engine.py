@@ -23,6 +23,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from ganaug.config import STRICT
 from ganaug.parallel.workspace import thread_env
+from ganaug.runtime import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,6 @@ class Engine:
         return sum(self.client.nthreads().values())
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def parse_gpus(text: str | None) -> tuple[str, ...]:
     """``"0,1"`` -> ``("0", "1")``; ``"all"`` -> every CUDA device torch sees."""
     if not text:
@@ -113,8 +107,11 @@ def start_engine(options: EngineOptions, root: Path) -> Iterator[Engine]:
             return
         slots = options.local_slots()
         # Dask serves HTTP (health, metrics) even without a dashboard: on localhost only, on
-        # free ports, so that runs side by side do not collide.
+        # free ports, so that runs side by side do not collide. No memory limit: a worker only
+        # waits on an instance's process, and Dask's default (the machine's memory / workers,
+        # checked against this whole process) paused every worker at -j 40, and nothing ended.
         with LocalCluster(n_workers=len(slots), threads_per_worker=1, processes=False,
+                          memory_limit=0,
                           dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0"
                           ) as cluster, Client(cluster) as client:
             workers = client.scheduler_info()["workers"]

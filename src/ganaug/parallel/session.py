@@ -380,14 +380,8 @@ class _CmdRun:
     it has tried the run-cache, between DVC's own and one that raises :class:`CommandDeferred`."""
 
     def __init__(self) -> None:
-        import dvc
-        import dvc.stage.run as dvc_run
+        import dvc.stage.run as dvc_run  # what it needs of it: ganaug.parallel.dvc_api
 
-        needed = ("cmd_run", "_make_cmd", "_enforce_cmd_list", "get_executable")
-        if not all(callable(getattr(dvc_run, name, None)) for name in needed):
-            raise SessionError(f"DVC {dvc.__version__}: dvc.stage.run lacks one of "
-                               f"{', '.join(needed)}; ganaug.parallel was written against "
-                               f"DVC 3 (requirements.txt)")
         self.module = dvc_run
         self.original = dvc_run.cmd_run
 

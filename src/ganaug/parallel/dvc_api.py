@@ -1,0 +1,121 @@
+"""The DVC that ``ganaug.parallel`` drives: the versions it is tested on, and every name it uses
+that is not DVC's public interface, each with why. :func:`check` runs before any work.
+
+The runner reuses DVC's own planning, skipping, run-cache and recording (so a parallel run
+records what ``dvc repro`` would) and replaces one step, running the command. That reaches into
+DVC's internals, which change between releases without notice: DVC 3.62 with pathspec 1.x does
+not even import (``_DIR_MARK``), and ``ProjectFile.dump_stages`` arrived in 3.63. Hence a tested
+range, pinned in requirements.txt and checked here, and a check of each name by what the runner
+relies on (a signature, a name looked up at call time), not only that it exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from importlib import metadata
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+# Tested: 3.66.0 with pathspec 0.10.3 (the lowest allowed; CI runs the parallel tiny study on it,
+# .ci/lowest-dvc) and 3.67.1 (the newest, the suite's). 3.63-3.65 also run the runner but their
+# declared dependencies allow pathspec 1.x, with which they fail to import.
+SUPPORTED = SpecifierSet(">=3.66,<3.68")
+
+
+def _calls(name: str) -> Callable[[object], bool]:
+    """The function looks ``name`` up when it runs (a global or an attribute), so a swap of the
+    module global or an instance attribute takes effect."""
+    return lambda fn: name in inspect.unwrap(fn).__code__.co_names
+
+
+def _accepts(*params: str) -> Callable[[object], bool]:
+    """The function takes these keyword arguments (by name, or through ``**kwargs``)."""
+    def check(fn: object) -> bool:
+        sig = inspect.signature(fn).parameters
+        return (set(params) <= set(sig)
+                or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values()))
+    return check
+
+
+# (module, attribute path, what the runner needs it for, a check of the behaviour it relies on)
+PRIVATE: tuple[tuple[str, str, str, Callable[[object], bool] | None], ...] = (
+    ("dvc.repo.reproduce", "plan_repro", "the order `dvc repro` runs the stages in", None),
+    ("dvc.repo.reproduce", "collect_stages", "the targets' stages, as `dvc repro` collects them",
+     None),
+    ("dvc.repo.reproduce", "get_active_graph", "the graph without frozen stages' edges", None),
+    ("dvc.repo", "lock_repo", "hold the repository lock for the whole run", None),
+    ("dvc.stage", "Stage.reproduce", "decide, restore or run an instance as `dvc repro` does",
+     _accepts("upstream", "force")),
+    ("dvc.stage", "Stage.run", "record an instance a worker ran (force: no run-cache lookup)",
+     _accepts("force")),
+    ("dvc.stage", "Stage.save", "hashes dependencies through save_deps, which the runner checks "
+     "against the dispatch hashes", _calls("save_deps")),
+    ("dvc.stage", "Stage.save_deps", "the dispatch hashes", _accepts("allow_missing")),
+    ("dvc.stage", "Stage.remove_outs", "an instance refused at record leaves no outputs",
+     _accepts("ignore_remove", "force")),
+    ("dvc.stage", "PipelineStage", "which instances have a dvc.lock entry", None),
+    ("dvc.stage.run", "run_stage", "looks cmd_run up when it runs, so the runner can swap it",
+     _calls("cmd_run")),
+    ("dvc.stage.run", "cmd_run", "swapped: defer the command to a worker, or adopt its outputs",
+     None),
+    ("dvc.stage.run", "_make_cmd", "the argv DVC would run for a command line", None),
+    ("dvc.stage.run", "_enforce_cmd_list", "a stage's cmd as a list of lines", None),
+    ("dvc.stage.run", "get_executable", "the shell DVC runs commands with", None),
+    ("dvc.dependency.param", "load_path", "parse params.yaml once per version, not per stage",
+     None),
+    ("dvc.dependency.param", "read_param_file", "reads params through that module's load_path",
+     _calls("load_path")),
+    ("dvc.dvcfile", "PROJECT_FILE", "dvc.yaml's name", None),
+    ("dvc.dvcfile", "Lockfile", "load a dvc.lock to see whether a killed run broke it", None),
+    ("dvc.dvcfile", "ProjectFile.dump_stages", "write many lock entries in one rewrite",
+     _accepts("stages", "update_pipeline")),
+    ("dvc.utils", "fix_env", "the environment DVC hands a command", None),
+    ("dvc.utils.serialize", "parse_yaml_for_update", "ganaug.lock prune: edit dvc.lock", None),
+    ("dvc.utils.serialize", "dumps_yaml", "ganaug.lock prune: write dvc.lock", None),
+)
+
+
+class UnsupportedDvc(RuntimeError):
+    """The installed DVC is outside the tested range, or lacks what the runner uses."""
+
+
+def installed_version() -> Version | None:
+    try:
+        return Version(metadata.version("dvc"))
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check() -> None:
+    """Raise :class:`UnsupportedDvc` (one line) unless this DVC is in :data:`SUPPORTED` and has
+    every name of :data:`PRIVATE` with the behaviour noted there. Reads the version before
+    importing DVC, which may itself fail on an unsupported combination."""
+    fix = f"pip install 'dvc{SUPPORTED}' (requirements.txt)"
+    version = installed_version()
+    if version is None:
+        raise UnsupportedDvc(f"DVC is not installed; ganaug.parallel needs DVC {SUPPORTED}: {fix}")
+    if version not in SUPPORTED:
+        raise UnsupportedDvc(f"DVC {version} is installed; ganaug.parallel is tested on DVC "
+                             f"{SUPPORTED}: {fix}")
+    problems = [p for p in map(_problem, PRIVATE) if p]
+    if problems:
+        raise UnsupportedDvc(f"DVC {version}: {'; '.join(problems)}; ganaug.parallel needs "
+                             f"what DVC {SUPPORTED} has: {fix}")
+
+
+def _problem(entry: tuple[str, str, str, Callable[[object], bool] | None]) -> str | None:
+    module_name, path, why, behaves = entry
+    try:
+        obj = importlib.import_module(module_name)
+        for part in path.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        return f"{module_name}.{path} is missing ({why}; {exc})"
+    try:
+        ok = behaves is None or behaves(obj)
+    except (TypeError, ValueError, AttributeError):
+        ok = False
+    return None if ok else f"{module_name}.{path} does not behave as used ({why})"
