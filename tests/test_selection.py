@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ganaug.data import Prepared
 from ganaug.selection import (
@@ -320,7 +323,7 @@ def test_kcenter_selection_spreads_out_where_confidence_clusters():
                            "predicted": 0, "realism": 0.0})
     cand = Candidates(scores, features=feats.astype(np.float32), classes=["a"])
     top = select_confidence(cand, np.array([5]), ConfidenceConfig())
-    spread = select_kcenter(cand, np.array([5]), KCenterConfig())
+    spread = select_kcenter(cand, np.array([5]), KCenterConfig(min_confidence=0.0))
     assert set(top.tolist()) <= set(range(10))  # confidence takes near-duplicates
     assert len(set(spread.tolist()) & set(range(10))) == 1  # k-center takes one of them
     stats_top = selection_stats(scores, top, np.array([5]), ["a"], feats)
@@ -328,6 +331,32 @@ def test_kcenter_selection_spreads_out_where_confidence_clusters():
     assert stats_top["spread_vs_random"] < 1 < stats_spread["spread_vs_random"]
     only_confident = select_kcenter(cand, np.array([5]), KCenterConfig(min_confidence=0.8))
     assert set(only_confident.tolist()) <= set(range(10))
+
+
+def test_kcenter_by_default_does_not_take_a_low_confidence_outlier_first():
+    # Class 0: five confident images on a unit square's corners and centre, and one failed sample
+    # (confidence 0.1) far away at (100, 100). Farthest-first with no confidence floor takes the
+    # outlier right after the first center; the default floor (0.5: the intended label is the
+    # scorer's argmax) never lets it compete.
+    feats = np.array([[0.5, 0.5], [0, 0], [1, 0], [0, 1], [1, 1], [100, 100]], np.float32)
+    scores = pd.DataFrame({"index": np.arange(6), "label": 0,
+                           "confidence": [0.95, 0.9, 0.8, 0.7, 0.6, 0.1],
+                           "predicted": [0, 0, 0, 0, 0, 1], "realism": 0.0})
+    cand = Candidates(scores, features=feats, classes=["a"])
+    assert KCenterConfig().min_confidence == 0.5
+    no_floor = select_kcenter(cand, np.array([2]), KCenterConfig(min_confidence=0.0))
+    assert no_floor.tolist() == [0, 5]  # the centre, then the outlier
+    for start in ("confidence", "mean"):
+        picked = select_kcenter(cand, np.array([3]), KCenterConfig(start=start))
+        assert 5 not in picked.tolist() and len(picked) == 3
+    # By hand: start at the most confident (the centre, 0); every corner is sqrt(0.5) from it,
+    # so ties go to the lowest index (1), and then again (2: sqrt(0.5) from the centre, like 3, 4).
+    assert select_kcenter(cand, np.array([3]), KCenterConfig()).tolist() == [0, 1, 2]
+
+
+def test_the_default_params_kcenter_floor_is_the_config_default():
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert params["select"]["kcenter"]["min_confidence"] == KCenterConfig().min_confidence
 
 
 # --------------------------------------------------------------------------------------------
