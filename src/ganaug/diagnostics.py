@@ -58,6 +58,19 @@ def kth_neighbour_radius(x: np.ndarray, k: int) -> np.ndarray:
 def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, Any]:
     """Precision, recall, density and coverage of ``fake`` against ``real`` with k neighbours.
 
+    ``r_k(x)`` is the distance from ``x`` to its k-th nearest other point of its own set, and a
+    point is inside a ball when its distance is at most the radius (closed balls, as the papers
+    define the manifolds: Kynkaanniemi et al. 2019 eq. 1, Naeem et al. 2020 eqs. 1-2):
+
+    - precision = mean over fake f of [some real r: d(f, r) <= r_k(r)],
+    - recall = mean over real r of [some fake f: d(r, f) <= r_k(f)],
+    - density = (1/k) mean over fake f of #{real r: d(f, r) <= r_k(r)},
+    - coverage = mean over real r of [min over fake f of d(r, f) <= r_k(r)].
+
+    clovaai/generative-evaluation-prdc compares with a strict ``<``; the two differ only on
+    exact ties, which continuous features almost never have but copies do (a real image that
+    occurs twice has ``r_1 = 0``, and a strict ball of radius 0 holds not even an exact copy).
+
     None for all four when either set has no more than ``k`` points (a k-th neighbour needs
     ``k + 1`` points).
     """
@@ -67,12 +80,12 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5) -> dict[str, Any]:
     r_real = kth_neighbour_radius(real, k)                      # (R,)
     r_fake = kth_neighbour_radius(fake, k)                      # (F,)
     d = pairwise_distances(real, fake)                          # (R, F)
-    inside_real = d < r_real[:, None]                           # fake j in ball of real i
+    inside_real = d <= r_real[:, None]                          # fake j in ball of real i
     return {**out,
             "precision": float(inside_real.any(axis=0).mean()),
-            "recall": float((d < r_fake[None, :]).any(axis=1).mean()),
+            "recall": float((d <= r_fake[None, :]).any(axis=1).mean()),
             "density": float(inside_real.sum(axis=0).mean() / k),
-            "coverage": float((d.min(axis=1) < r_real).mean())}
+            "coverage": float((d.min(axis=1) <= r_real).mean())}
 
 
 def prdc_report(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
