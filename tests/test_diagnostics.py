@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganaug.diagnostics import kth_neighbour_radius, prdc, prdc_report
+from ganaug.diagnostics import (
+    COPY_FLAG_RATIO,
+    copy_share_estimate,
+    kth_neighbour_radius,
+    nn_copy_heuristic,
+    prdc,
+    prdc_report,
+)
 
 
 def col(*values: float) -> np.ndarray:
@@ -121,3 +128,71 @@ def test_prdc_report_is_per_class_and_averages_the_classes_it_could_compute():
     assert rep["per_class"]["a"]["precision"] == pytest.approx(2 / 3)
     assert rep["per_class"]["b"]["precision"] == 1.0  # 102 is 1 from 101, whose radius is 1
     assert rep["mean_over_classes"]["precision"] == pytest.approx((2 / 3 + 1) / 2)
+
+
+# --------------------------------------------------------------------------------------------
+# The nearest-neighbour copy heuristic
+# --------------------------------------------------------------------------------------------
+
+
+def clouds(seed: int = 0, classes: int = 2, dim: int = 4):
+    """Per class, i.i.d. Gaussian features around a class mean: 60 training, 120 test and 60
+    held-out images (the test images are subsampled to 60 per class by the heuristic)."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n):
+        y = np.repeat(np.arange(classes), n)
+        return rng.normal(size=(len(y), dim)) + 6.0 * y[:, None], y
+
+    return draw(60), draw(120), draw(60), draw(150), rng
+
+
+def run_check(fake, fake_y, seed=0):
+    (train, y_train), (test, y_test), (held, y_held), _, _ = clouds(seed)
+    return nn_copy_heuristic(fake, fake_y, train, y_train, test, y_test, held, y_held, seed=0)
+
+
+def test_a_clean_pool_is_not_flagged():
+    # Fresh draws from the real distribution copy nothing: about half of them are nearer a test
+    # image, like the held-out real images.
+    _, _, _, (fresh, y_fresh), _ = clouds()
+    summary, per_image = run_check(fresh, y_fresh)
+    assert summary["copying"] is False
+    assert summary["fraction_closer_to_test"] == pytest.approx(0.5, abs=0.1)
+    assert summary["reference_fraction"] == pytest.approx(0.5, abs=0.15)
+    assert summary["copy_share_estimate"] < 0.3
+    assert (per_image["nn_train_dist"] > 0).all()
+
+
+@pytest.mark.parametrize("noise", [0.0, 1e-3])
+def test_a_pool_of_planted_copies_is_flagged_and_points_at_the_originals(noise):
+    # 80 % of the pool are exact (or near) copies of training images, 20 % fresh draws.
+    (train, y_train), _, _, (fresh, y_fresh), rng = clouds()
+    rows = rng.choice(len(train), 96, replace=False)
+    fake = np.r_[train[rows] + noise * rng.normal(size=(96, train.shape[1])), fresh[::12]]
+    fake_y = np.r_[y_train[rows], y_fresh[::12]]  # 96 copies, 25 fresh
+    summary, per_image = run_check(fake, fake_y)
+    assert summary["copying"] is True
+    assert summary["fraction_closer_to_test"] < COPY_FLAG_RATIO * summary["reference_fraction"]
+    assert summary["copy_share_estimate"] == pytest.approx(0.8, abs=0.1)
+    # Each copy's nearest training image is its original, at (about) distance 0.
+    assert (per_image["nn_train_index"][:96] == rows).all()
+    assert per_image["nn_train_dist"][:96].max() <= 10 * noise + 1e-6
+
+
+def test_a_minority_of_copies_is_estimated_but_not_flagged():
+    # The cut-off flags a majority of copies only (c > 1 - COPY_FLAG_RATIO); a third is not
+    # flagged, but copy_share_estimate says about a third.
+    (train, y_train), _, _, (fresh, y_fresh), rng = clouds(seed=1)
+    rows = rng.choice(len(train), 50, replace=False)
+    summary, _ = run_check(np.r_[train[rows], fresh[::3]], np.r_[y_train[rows], y_fresh[::3]],
+                           seed=1)
+    assert summary["copying"] is False
+    assert summary["copy_share_estimate"] == pytest.approx(1 / 3, abs=0.15)
+
+
+def test_copy_share_estimate_by_hand():
+    assert copy_share_estimate(0.25, 0.5) == 0.5   # (1 - c) x 0.5 = 0.25
+    assert copy_share_estimate(0.0, 0.5) == 1.0    # nothing nearer a test image: all copies
+    assert copy_share_estimate(0.6, 0.5) == 0.0    # clipped
+    assert copy_share_estimate(None, 0.5) is None and copy_share_estimate(0.2, 0.0) is None
