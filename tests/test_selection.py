@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from ganaug.data import Prepared
+from ganaug.errors import SelectionError
 from ganaug.selection import (
     STRATEGIES,
     Candidates,
@@ -122,6 +123,52 @@ def test_check_pool_capacity_names_the_class_and_the_param_to_change(scores):
     assert "K=6" in msg and "holds 4" in msg
     assert "generate.max_ratio" in msg
     assert "3.0" in msg
+
+
+def translation_pool(real_counts: np.ndarray, per_class: int) -> pd.DataFrame:
+    """A StarGAN-like pool: ``per_class`` images per class, each translated from a real training
+    image of another class (``source_index`` >= 0)."""
+    counts = np.asarray(real_counts)
+    real_y = np.repeat(np.arange(len(counts)), counts)
+    labels = np.repeat(np.arange(len(counts)), per_class)
+    sources = np.concatenate([np.flatnonzero(real_y != c)[:per_class] for c in range(len(counts))])
+    return pd.DataFrame({"index": np.arange(len(labels)), "label": labels, "confidence": 0.5,
+                         "predicted": labels, "realism": 0.0, "source_index": sources,
+                         "source_label": real_y[sources]})
+
+
+def test_a_translation_pool_capped_by_its_sources_gets_advice_that_can_work():
+    # Two classes of 50 real images, ratio 2: K = 100 per class, but StarGAN translates each
+    # class from the other's 50 images, so the pool holds 50 whatever max_ratio says.
+    counts = np.array([50, 50])
+    pool = translation_pool(counts, 50)
+    with pytest.raises(SelectionError) as info:
+        choose(Candidates(pool, classes=["cat", "dog"]), counts, 2.0, "random", RandomConfig())
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "class 'cat' needs K=100" in msg and "holds 50" in msg
+    assert "translates real images" in msg and "at most 50 per class here" in msg
+    assert "ratio 1 for this class" in msg
+    assert "cannot raise that" in msg  # not "raise generate.max_ratio"
+    assert "raise generate.max_ratio" not in msg
+    assert "study.ratios" in msg and "gan.arch: dcgan, sngan, wgan_gp" in msg
+
+
+def test_a_translation_pool_sized_below_its_cap_still_says_raise_max_ratio():
+    # Three classes of 20: a class can be translated from 40 images, but the pool was sized at 25.
+    counts = np.array([20, 20, 20])
+    with pytest.raises(SelectionError) as info:
+        check_pool_capacity(translation_pool(counts, 25), np.array([30, 30, 30]), 1.5,
+                            ["a", "b", "c"], counts)
+    msg = str(info.value)
+    assert "raise generate.max_ratio" in msg and "at most 40 per class here" in msg
+
+
+def test_a_noise_pool_keeps_the_max_ratio_advice(scores):
+    noise = scores.assign(source_index=-1, source_label=-1)
+    with pytest.raises(SelectionError, match="raise generate.max_ratio") as info:
+        check_pool_capacity(noise, np.array([5, 6]), 3.0, ["cat", "dog"], np.array([2, 2]))
+    assert "translates" not in str(info.value)
 
 
 def test_check_pool_capacity_counts_a_class_missing_from_the_pool(scores):
