@@ -125,15 +125,14 @@ def _pool_advice(scores: pd.DataFrame, c: int, have: int, ratio: float,
         most = f"{cap} per class here, ratio {cap / counts[c]:.3g} for this class"
     else:
         most = "that many"
-    from ganaug.gan import FAMILIES  # only on this error path: the GAN registry imports torch
-
-    noise = ", ".join(n for n in FAMILIES if not FAMILIES.get(n).translates)
+    # Family names are not looked up in ganaug.gan: select's code deps would grow by the whole
+    # GAN package (and every select instance rerun on a GAN edit) for one error message.
     return (f"the GAN translates real images (an image-to-image family such as stargan), one "
             f"image per real training image of another class, so the pool holds at most "
             f"{most}; generate.max_ratio and generate.pool_multiplier cannot raise that. Lower "
             f"study.ratios to at most that ratio (with balanced classes it is the number of "
             f"classes - 1, whatever data.real_per_class is), or use a noise-to-image family "
-            f"(gan.arch: {noise})")
+            f"(gan.arch such as dcgan or sngan)")
 
 
 def per_class(scores: pd.DataFrame, k: np.ndarray,
