@@ -584,6 +584,15 @@ def test_recover_with_nothing_committed_is_one_line(tmp_path):
     assert proc.returncode == 0 and "nothing to recover" in proc.stderr, proc.stderr
 
 
+def test_recover_does_not_put_back_a_committed_lock_dvc_cannot_load_either(tmp_path):
+    root = lock_project(tmp_path / "p", lock="schema: '1.0'\nstages: {}\n", commit=True)
+    (root / "dvc.lock").write_text("stages: [\n")
+    one_line_error(lock_tool(root, "recover"), "DataFileError", str(root / "dvc.lock"),
+                   "committed version DVC cannot load either", "schema version")
+    assert (root / "dvc.lock").read_text() == "stages: [\n"  # left as it was
+    assert not (root / "dvc.lock.broken").exists()
+
+
 def test_recover_and_prune_outside_git(tmp_path):
     root = lock_project(tmp_path / "p", git=False, lock="stages: [\n")
     one_line_error(lock_tool(root, "recover"), "EnvironmentProblem", str(root / "dvc.lock"),

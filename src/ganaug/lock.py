@@ -47,20 +47,25 @@ def lock_problem(path: Path) -> str | None:
     (a wrong schema version, a stage without ``cmd``, a cut-off entry) fails every ``dvc``
     command all the same.
     """
+    if not path.is_file():
+        return "not a file"
+    return lock_text_problem(path.read_bytes(), str(path))
+
+
+def lock_text_problem(raw: bytes, where: str = LOCK) -> str | None:
+    """:func:`lock_problem` for the bytes of a ``dvc.lock``."""
     from dvc.dvcfile import Lockfile
     from dvc.utils.serialize import YAMLFileCorruptedError, parse_yaml
     from voluptuous import MultipleInvalid
 
-    if not path.is_file():
-        return "not a file"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return "not UTF-8 text"
     if not text.strip():
         return "empty"
     try:
-        data = parse_yaml(text, str(path))
+        data = parse_yaml(text, where)
     except YAMLFileCorruptedError as exc:
         cause = exc.__cause__  # ruamel's error: what and where, over several lines
         what = getattr(cause, "problem", None) or (str(cause or exc).strip().splitlines()
@@ -132,16 +137,16 @@ def recover(root: Path) -> None:
             raise EnvironmentProblem(f"{path}: {problem}, and {committed}; delete {path} and "
                                      f"run `dvc repro`: finished stages are restored from the "
                                      f"run-cache")
+        also = lock_text_problem(committed, f"HEAD:{LOCK}")
+        if also:
+            raise DataFileError(f"{path}: {problem}, and the committed version DVC cannot load "
+                                f"either ({also}); delete {path} and run `dvc repro`: finished "
+                                f"stages are restored from the run-cache")
         kept = path.exists()
         if kept:
             shutil.copyfile(path, root / f"{LOCK}.broken")
         with atomic_path(path) as tmp:
             tmp.write_bytes(committed)
-        still = lock_problem(path)
-    if still:
-        raise DataFileError(f"{path}: the committed version DVC cannot load either ({still}); "
-                            f"delete {path} and run `dvc repro`: finished stages are restored "
-                            f"from the run-cache")
     broken = f" (the broken one is kept as {LOCK}.broken)" if kept else ""
     log.info("%s: %s; restored the committed version%s. Now run `dvc repro`: stages that "
              "finished since the commit are restored from the run-cache", path, problem, broken)
