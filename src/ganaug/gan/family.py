@@ -125,10 +125,12 @@ class GanFamily(ABC):
         """The knobs every family is checked on (ADA needs a sign-calibrated discriminator),
         then the family's own :meth:`check_config`. Raises ValueError(``"<key>: ..."``)."""
         if cfg.ada_target is not None and cls.sign_calibrated is not True:
-            why = ("does not declare whether" if cls.sign_calibrated is None
-                   else "is a critic whose output has no fixed sign, so")
-            raise ValueError(f"ada_target: {cls.name or cls.__name__}'s discriminator {why} "
-                             f"ADA's sign(D(real)) heuristic measures overfitting; set "
+            why = ("does not declare whether ADA's sign(D(real)) heuristic measures "
+                   "overfitting on it (GanFamily.sign_calibrated)"
+                   if cls.sign_calibrated is None else
+                   "is a critic whose output has no fixed sign, so ADA's sign(D(real)) "
+                   "heuristic would move p on noise")
+            raise ValueError(f"ada_target: {cls.name or cls.__name__}'s discriminator {why}; set "
                              f"ada_target to null (a fixed augment_p still applies) or use a "
                              f"family with a sign-calibrated discriminator "
                              f"({', '.join(n for n in FAMILIES if FAMILIES.get(n).sign_calibrated)})")
