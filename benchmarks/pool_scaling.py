@@ -74,7 +74,7 @@ def trace_steps() -> None:
         setattr(scoring, name, traced)
 
     for name in ("score_images", "scorer_features", "fid_report", "prdc_report",
-                 "score_summary", "pixel_diversity", "memorisation_check", "save_scores"):
+                 "score_summary", "pixel_diversity", "nn_copy_check", "save_scores"):
         wrap(name)
 
 

@@ -3,8 +3,9 @@
 Each case either gets a clear error that names the key, file or value and what is expected (and
 leaves nothing half-written), or is handled correctly. Images of every mode and depth are in
 ``test_catalogue_images.py``; killed stages in ``test_crash_safety.py``; a server that never
-answers in ``test_external.py``; a truncated ``dvc.lock`` and a corrupted remote object in
-``test_lock_and_remote.py``.
+answers in ``test_external.py``; a truncated ``dvc.lock`` in a real study and a corrupted
+remote object in ``test_lock_and_remote.py`` (the lock tool's bad inputs, in a project made by
+hand, are at the end of this file).
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ PARAMS_CASES = [
     ("stargan-per-class", {"gan.arch": "stargan", "gan.per_class": True}, ["gan.per_class"]),
     ("stargan-warmup", {"gan.arch": "stargan", "gan.warmup_steps": 5}, ["gan.warmup_steps"]),
     ("ada-without-augmentations", {"gan.ada_target": 0.6}, ["gan", "ada_target", "diffaugment"]),
+    ("ada-on-a-wgan-critic",
+     {"gan.arch": "wgan_gp", "gan.diffaugment": ["translation"], "gan.ada_target": 0.6},
+     ["gan.ada_target", "wgan_gp", "no fixed sign"]),
+    ("ada-on-stargan",
+     {"gan.arch": "stargan", "gan.diffaugment": ["translation"], "gan.ada_target": 0.6},
+     ["gan.ada_target", "stargan", "no fixed sign"]),
     ("unknown-augmentation", {"gan.diffaugment": ["colour"]}, ["gan.diffaugment.0"]),
     ("device-gpu", {"device": "gpu"}, ["device", "'gpu'", "auto, cpu, cuda"]),
     ("threads-zero", {"threads": 0}, ["threads", "0", "positive integer"]),
@@ -483,3 +490,169 @@ def test_a_corrupt_resume_checkpoint_is_ignored(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert ResumeFile(tmp_path / "r.pt", "resume-x", "fp").load({}) is None
     assert "ignoring resume checkpoint" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# The lock tool (python -m ganaug.lock): a project made by hand, no study needed
+# --------------------------------------------------------------------------------------------
+
+LOCK_DVC_YAML = "stages:\n  hello:\n    cmd: echo hi > out.txt\n    outs:\n      - out.txt\n"
+# A dvc.lock as DVC writes it, with the entry of a stage dvc.yaml no longer has ("gone").
+GOOD_LOCK = """schema: '2.0'
+stages:
+  hello:
+    cmd: echo hi > out.txt
+    outs:
+    - path: out.txt
+      hash: md5
+      md5: 764efa883dda1e11db47671c4a3bbd9e
+      size: 3
+  gone:
+    cmd: echo gone
+"""
+
+
+def lock_project(root: Path, git: bool = True, lock: str | None = GOOD_LOCK,
+                 commit: bool = False) -> Path:
+    """A DVC project with one stage: ``git init`` (or DVC without git), dvc.yaml, dvc.lock."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = study_env(REPO_ROOT)
+    if git:
+        subprocess.run(["git", "init", "-q", "."], cwd=root, check=True, env=env)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q", *([] if git else ["--no-scm"])],
+                   cwd=root, check=True, env=env)
+    (root / "dvc.yaml").write_text(LOCK_DVC_YAML)
+    if lock is not None:
+        (root / "dvc.lock").write_text(lock)
+    if commit:
+        subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
+        subprocess.run(["git", "commit", "-qm", "lock"], cwd=root, check=True, env=env)
+    return root
+
+
+def lock_tool(root: Path, command: str) -> subprocess.CompletedProcess:
+    return run_module(root, "ganaug.lock", command, "--root", str(root))
+
+
+@pytest.mark.parametrize("command", ["check", "recover", "prune"])
+def test_lock_tool_outside_a_dvc_project_is_one_line(tmp_path, command):
+    (tmp_path / "dvc.lock").write_text(GOOD_LOCK)  # a lock file, but no project around it
+    one_line_error(lock_tool(tmp_path, command), "EnvironmentProblem", str(tmp_path),
+                   "not a DVC project", "--root")
+    assert (tmp_path / "dvc.lock").read_text() == GOOD_LOCK
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("schema: '2.0'\nstages:\n  hello:\n    cmd: [unclosed\n", ["not valid YAML", "line 5"]),
+    ("", ["empty"]),
+    ("- hello\n", ["not a mapping"]),
+    # Valid YAML, but not a lockfile DVC loads: only its own schema tells.
+    ("schema: '3.0'\nstages: {}\n", ["DVC's lockfile schema", "schema version"]),
+    ("schema: '2.0'\nstages:\n  hello:\n    outs: []\n",
+     ["DVC's lockfile schema", "required key", "cmd"]),
+    ("schema: '2.0'\nstages:\n  hello:\n    cmd: x\n    outs:\n    - md5: abc\n",
+     ["DVC's lockfile schema", "path"]),
+], ids=["truncated-yaml", "empty", "a-list", "schema-version", "stage-without-cmd",
+        "out-without-path"])
+def test_lock_check_uses_dvc_s_lockfile_schema(tmp_path, text, words):
+    root = lock_project(tmp_path / "p", lock=text)
+    proc = lock_tool(root, "check")
+    one_line_error(proc, "DataFileError", str(root / "dvc.lock"), "ganaug.lock recover", *words)
+    # DVC itself refuses the same file: the check says what dvc would.
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=root,
+                            env=study_env(REPO_ROOT), capture_output=True, text=True)
+    assert status.returncode != 0
+
+
+def test_lock_check_passes_a_file_dvc_wrote(tmp_path):
+    proc = lock_tool(lock_project(tmp_path / "p"), "check")
+    assert proc.returncode == 0 and "ok" in proc.stderr, proc.stderr
+
+
+def test_recover_with_no_dvc_lock_restores_the_committed_one_and_claims_no_broken_copy(tmp_path):
+    root = lock_project(tmp_path / "p", commit=True)
+    (root / "dvc.lock").unlink()
+    proc = lock_tool(root, "recover")
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dvc.lock").read_text() == GOOD_LOCK
+    assert not (root / "dvc.lock.broken").exists()
+    assert "restored the committed version" in proc.stderr and ".broken" not in proc.stderr
+
+
+def test_recover_keeps_the_broken_lock_and_says_so(tmp_path):
+    root = lock_project(tmp_path / "p", commit=True)
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages:\n  hel")
+    proc = lock_tool(root, "recover")
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "dvc.lock").read_text() == GOOD_LOCK
+    assert (root / "dvc.lock.broken").read_text() == "schema: '2.0'\nstages:\n  hel"
+    assert "dvc.lock.broken" in proc.stderr
+
+
+def test_recover_with_nothing_committed_is_one_line(tmp_path):
+    root = lock_project(tmp_path / "p", lock="stages: [\n")
+    one_line_error(lock_tool(root, "recover"), "EnvironmentProblem", str(root / "dvc.lock"),
+                   "git has none committed", "dvc repro")
+    # Missing and nothing committed: a fresh project, nothing to recover.
+    (root / "dvc.lock").unlink()
+    proc = lock_tool(root, "recover")
+    assert proc.returncode == 0 and "nothing to recover" in proc.stderr, proc.stderr
+
+
+def test_recover_does_not_put_back_a_committed_lock_dvc_cannot_load_either(tmp_path):
+    root = lock_project(tmp_path / "p", lock="schema: '1.0'\nstages: {}\n", commit=True)
+    (root / "dvc.lock").write_text("stages: [\n")
+    one_line_error(lock_tool(root, "recover"), "DataFileError", str(root / "dvc.lock"),
+                   "committed version DVC cannot load either", "schema version")
+    assert (root / "dvc.lock").read_text() == "stages: [\n"  # left as it was
+    assert not (root / "dvc.lock.broken").exists()
+
+
+def test_recover_and_prune_outside_git(tmp_path):
+    root = lock_project(tmp_path / "p", git=False, lock="stages: [\n")
+    one_line_error(lock_tool(root, "recover"), "EnvironmentProblem", str(root / "dvc.lock"),
+                   "not in a git repository")
+    (root / "dvc.lock").write_text(GOOD_LOCK)
+    proc = lock_tool(root, "prune")  # DVC without git: pruning needs no git
+    assert proc.returncode == 0, proc.stderr
+    assert "gone" not in (root / "dvc.lock").read_text()
+
+
+def test_prune_drops_the_stages_dvc_yaml_no_longer_has(tmp_path):
+    # Run from another directory (--root): DVC's stage addresses are relative to the working
+    # directory, and prune once took every entry for stale from there.
+    root = lock_project(tmp_path / "p")
+    proc = lock_tool(root, "prune")
+    assert proc.returncode == 0 and "gone" in proc.stderr, proc.stderr
+    stages = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert list(stages) == ["hello"]
+
+
+def test_prune_with_a_broken_dvc_yaml_is_one_line(tmp_path):
+    root = lock_project(tmp_path / "p")
+    (root / "dvc.yaml").write_text("stages: [\n")
+    one_line_error(lock_tool(root, "prune"), "EnvironmentProblem", str(root / "dvc.yaml"),
+                   "DVC cannot load the pipeline")
+    assert "`dvc status` shows the details" in lock_tool(root, "prune").stderr
+    assert (root / "dvc.lock").read_text() == GOOD_LOCK
+
+
+def test_recover_and_prune_while_another_process_holds_dvc_s_lock(tmp_path):
+    from dvc.lock import make_lock
+
+    root = lock_project(tmp_path / "p", commit=True)
+    (root / "dvc.lock").write_text("stages: [\n")
+    # The lock `dvc repro` (and the parallel runner) hold: DVC's own, taken as Repo does.
+    tmp = root / ".dvc" / "tmp"
+    tmp.mkdir(exist_ok=True)
+    held = make_lock(str(tmp / "lock"), tmp_dir=str(tmp))
+    held.lock()
+    try:
+        for command in ("recover", "prune"):
+            one_line_error(lock_tool(root, command), str(tmp / "lock"),
+                           "holds the repository lock")
+        assert (root / "dvc.lock").read_text() == "stages: [\n"  # untouched
+        assert not (root / "dvc.lock.broken").exists()
+    finally:
+        held.unlock()
+    assert lock_tool(root, "recover").returncode == 0

@@ -13,6 +13,7 @@ import torch
 
 from ganaug.checkpoints import save_checkpoint
 from ganaug.config import GanConfig
+from ganaug.errors import ParamsError
 from ganaug.gan import FAMILIES, family_for, load_gan
 from ganaug.gan.augment import (
     ada_update,
@@ -119,7 +120,8 @@ def test_family_trains_under_bf16_autocast_and_hands_back_float32_weights(name, 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_family_trains_resumes_and_round_trips_a_checkpoint(name, tmp_path):
     x, y = real_data(1, 8)
-    cfg = tiny(name, steps=3, diffaugment=["translation"], ada_target=0.6, ada_interval=1)
+    ada = {"ada_target": 0.6, "ada_interval": 1} if FAMILIES.get(name).sign_calibrated else {}
+    cfg = tiny(name, steps=3, diffaugment=["translation"], **ada)
     whole = train_gan(x, y, K, cfg, CPU)
     assert len(whole.history) == 3 and all(math.isfinite(v) for r in whole.history
                                            for v in r.values())
@@ -151,8 +153,6 @@ def test_family_trains_resumes_and_round_trips_a_checkpoint(name, tmp_path):
 
 
 def test_an_unknown_family_lists_the_known_ones():
-    from ganaug.errors import ParamsError
-
     with pytest.raises(ParamsError) as info:
         family_for(GanConfig(arch="nope"), K, (1, 8, 8))
     for name in FAMILIES:
@@ -167,6 +167,31 @@ def test_an_unknown_family_lists_the_known_ones():
 def test_a_family_refuses_knobs_it_cannot_take(name, changes, key):
     with pytest.raises(ValueError, match=f"^{key}: "):
         FAMILIES.get(name).check_config(tiny(name, **changes))
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_declares_whether_its_discriminator_is_sign_calibrated(name):
+    assert isinstance(FAMILIES.get(name).sign_calibrated, bool)
+
+
+@pytest.mark.parametrize("name", ["wgan_gp", "stargan"])
+def test_ada_is_refused_for_a_critic_whose_output_has_no_fixed_sign(name):
+    cfg = tiny(name, diffaugment=["translation"], ada_target=0.6)
+    with pytest.raises(ValueError, match=f"^ada_target: {name}'s discriminator is a critic") as info:
+        FAMILIES.get(name).check_params(cfg)
+    assert "dcgan, sngan" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ParamsError, match=f"^params.yaml: gan.ada_target: {name}'s"):
+        family_for(cfg, K, (1, 8, 8))  # the stages refuse it too, not only validation
+    FAMILIES.get(name).check_params(tiny(name, diffaugment=["translation"]))  # fixed p is fine
+
+
+def test_ada_is_refused_for_a_family_that_does_not_say():
+    class Undeclared(FAMILIES.get("dcgan")):
+        name = "undeclared"
+        sign_calibrated = None
+
+    with pytest.raises(ValueError, match="^ada_target: undeclared's discriminator does not "):
+        Undeclared.check_params(tiny("dcgan", diffaugment=["translation"], ada_target=0.6))
 
 
 def test_stargan_needs_two_classes_and_a_translation_pool_has_capacity():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from ganaug.data import Prepared
+from ganaug.errors import SelectionError
 from ganaug.selection import (
     STRATEGIES,
     Candidates,
@@ -119,6 +123,52 @@ def test_check_pool_capacity_names_the_class_and_the_param_to_change(scores):
     assert "K=6" in msg and "holds 4" in msg
     assert "generate.max_ratio" in msg
     assert "3.0" in msg
+
+
+def translation_pool(real_counts: np.ndarray, per_class: int) -> pd.DataFrame:
+    """A StarGAN-like pool: ``per_class`` images per class, each translated from a real training
+    image of another class (``source_index`` >= 0)."""
+    counts = np.asarray(real_counts)
+    real_y = np.repeat(np.arange(len(counts)), counts)
+    labels = np.repeat(np.arange(len(counts)), per_class)
+    sources = np.concatenate([np.flatnonzero(real_y != c)[:per_class] for c in range(len(counts))])
+    return pd.DataFrame({"index": np.arange(len(labels)), "label": labels, "confidence": 0.5,
+                         "predicted": labels, "realism": 0.0, "source_index": sources,
+                         "source_label": real_y[sources]})
+
+
+def test_a_translation_pool_capped_by_its_sources_gets_advice_that_can_work():
+    # Two classes of 50 real images, ratio 2: K = 100 per class, but StarGAN translates each
+    # class from the other's 50 images, so the pool holds 50 whatever max_ratio says.
+    counts = np.array([50, 50])
+    pool = translation_pool(counts, 50)
+    with pytest.raises(SelectionError) as info:
+        choose(Candidates(pool, classes=["cat", "dog"]), counts, 2.0, "random", RandomConfig())
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "class 'cat' needs K=100" in msg and "holds 50" in msg
+    assert "translates real images" in msg and "at most 50 per class here" in msg
+    assert "ratio 1 for this class" in msg
+    assert "cannot raise that" in msg  # not "raise generate.max_ratio"
+    assert "raise generate.max_ratio" not in msg
+    assert "study.ratios" in msg and "noise-to-image family (gan.arch such as dcgan" in msg
+
+
+def test_a_translation_pool_sized_below_its_cap_still_says_raise_max_ratio():
+    # Three classes of 20: a class can be translated from 40 images, but the pool was sized at 25.
+    counts = np.array([20, 20, 20])
+    with pytest.raises(SelectionError) as info:
+        check_pool_capacity(translation_pool(counts, 25), np.array([30, 30, 30]), 1.5,
+                            ["a", "b", "c"], counts)
+    msg = str(info.value)
+    assert "raise generate.max_ratio" in msg and "at most 40 per class here" in msg
+
+
+def test_a_noise_pool_keeps_the_max_ratio_advice(scores):
+    noise = scores.assign(source_index=-1, source_label=-1)
+    with pytest.raises(SelectionError, match="raise generate.max_ratio") as info:
+        check_pool_capacity(noise, np.array([5, 6]), 3.0, ["cat", "dog"], np.array([2, 2]))
+    assert "translates" not in str(info.value)
 
 
 def test_check_pool_capacity_counts_a_class_missing_from_the_pool(scores):
@@ -320,7 +370,7 @@ def test_kcenter_selection_spreads_out_where_confidence_clusters():
                            "predicted": 0, "realism": 0.0})
     cand = Candidates(scores, features=feats.astype(np.float32), classes=["a"])
     top = select_confidence(cand, np.array([5]), ConfidenceConfig())
-    spread = select_kcenter(cand, np.array([5]), KCenterConfig())
+    spread = select_kcenter(cand, np.array([5]), KCenterConfig(min_confidence=0.0))
     assert set(top.tolist()) <= set(range(10))  # confidence takes near-duplicates
     assert len(set(spread.tolist()) & set(range(10))) == 1  # k-center takes one of them
     stats_top = selection_stats(scores, top, np.array([5]), ["a"], feats)
@@ -328,6 +378,32 @@ def test_kcenter_selection_spreads_out_where_confidence_clusters():
     assert stats_top["spread_vs_random"] < 1 < stats_spread["spread_vs_random"]
     only_confident = select_kcenter(cand, np.array([5]), KCenterConfig(min_confidence=0.8))
     assert set(only_confident.tolist()) <= set(range(10))
+
+
+def test_kcenter_by_default_does_not_take_a_low_confidence_outlier_first():
+    # Class 0: five confident images on a unit square's corners and centre, and one failed sample
+    # (confidence 0.1) far away at (100, 100). Farthest-first with no confidence floor takes the
+    # outlier right after the first center; the default floor (0.5: the intended label is the
+    # scorer's argmax) never lets it compete.
+    feats = np.array([[0.5, 0.5], [0, 0], [1, 0], [0, 1], [1, 1], [100, 100]], np.float32)
+    scores = pd.DataFrame({"index": np.arange(6), "label": 0,
+                           "confidence": [0.95, 0.9, 0.8, 0.7, 0.6, 0.1],
+                           "predicted": [0, 0, 0, 0, 0, 1], "realism": 0.0})
+    cand = Candidates(scores, features=feats, classes=["a"])
+    assert KCenterConfig().min_confidence == 0.5
+    no_floor = select_kcenter(cand, np.array([2]), KCenterConfig(min_confidence=0.0))
+    assert no_floor.tolist() == [0, 5]  # the centre, then the outlier
+    for start in ("confidence", "mean"):
+        picked = select_kcenter(cand, np.array([3]), KCenterConfig(start=start))
+        assert 5 not in picked.tolist() and len(picked) == 3
+    # By hand: start at the most confident (the centre, 0); every corner is sqrt(0.5) from it,
+    # so ties go to the lowest index (1), and then again (2: sqrt(0.5) from the centre, like 3, 4).
+    assert select_kcenter(cand, np.array([3]), KCenterConfig()).tolist() == [0, 1, 2]
+
+
+def test_the_default_params_kcenter_floor_is_the_config_default():
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert params["select"]["kcenter"]["min_confidence"] == KCenterConfig().min_confidence
 
 
 # --------------------------------------------------------------------------------------------

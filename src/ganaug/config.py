@@ -278,7 +278,9 @@ class GanConfig:
     # Probability that an image is augmented (each op independently). With ada_target set, this
     # is only the starting value: ADA-style (Karras et al. 2020) it is raised while the
     # discriminator's sign(D(real)) averages above ada_target (overfitting) and lowered below it,
-    # every ada_interval steps, by batch_size x ada_interval / (ada_kimg x 1000).
+    # every ada_interval steps, by batch_size x ada_interval / (ada_kimg x 1000). Only for
+    # families whose discriminator output has a fixed sign (GanFamily.sign_calibrated; the
+    # family's check_params refuses the rest).
     augment_p: float = 1.0
     ada_target: float | None = None
     ada_interval: int = 4

@@ -99,7 +99,8 @@ def planned_per_class(sampler: Any, num_classes: int, wanted: int) -> int:
     cap = sampler.capacity(num_classes)
     if cap is not None and cap < wanted:
         log.warning("the generator makes at most %d distinct images per class (one per real "
-                    "image of the other classes); the pool holds %d per class instead of %d",
+                    "image of the other classes); the pool holds %d per class instead of %d "
+                    "(generate.max_ratio and generate.pool_multiplier cannot raise it)",
                     cap, cap, wanted)
         return cap
     return wanted

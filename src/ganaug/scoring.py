@@ -4,9 +4,9 @@ the stage and for iterative refinement alike.
 Per image: the real-data classifier's confidence in the intended label and its prediction, and
 the GAN family's discriminator scores (``realism`` always, ``d_confidence`` where the
 discriminator has a class head); for a translation family the source image and class; the
-distances to the nearest real training and test image (memorisation). For the pool: FID/KID
-overall and per class, precision/recall/density/coverage, the pixel spread per class against
-the real images', and the data-copying check.
+distances to the nearest real training and test image. For the pool: FID/KID overall and per
+class, precision/recall/density/coverage, the pixel spread per class against the real images',
+and the nearest-neighbour copy heuristic (metrics key ``memorisation``, which the report reads).
 
 The score directory (written atomically) holds ``scores.csv`` (one row per pool image) and
 ``features.npz`` (the scorer's penultimate features of the pool and of the real training
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganaug.diagnostics import memorisation, prdc_report
+from ganaug.diagnostics import nn_copy_heuristic, prdc_report
 from ganaug.errors import DataFileError
 from ganaug.fid import compare
 from ganaug.io import atomic_path, load_npz
@@ -270,8 +270,8 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
         "scores": score_summary(table, classes, tuple(gan.family.score_names[1:])),
         "diversity": pixel_diversity(x_real, y_real, images, labels, classes),
     }
-    mem, per_image = memorisation_check(fake_feats, labels, real_feats, y_real, scorer, data, cfg,
-                                        device)
+    mem, per_image = nn_copy_check(fake_feats, labels, real_feats, y_real, scorer, data, cfg,
+                                   device)
     metrics["memorisation"] = mem
     for name, values in per_image.items():
         table[name] = values
@@ -279,21 +279,21 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
     return PoolScores(Scores(table, fake_feats, real_feats, y_real), metrics)
 
 
-def memorisation_check(fake_feats: np.ndarray, labels: np.ndarray, real_feats: np.ndarray,
-                       y_real: np.ndarray, scorer: Any, data: Any, cfg: Any, device: Any
-                       ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """:func:`ganaug.diagnostics.memorisation` with the source's test split and, as the
+def nn_copy_check(fake_feats: np.ndarray, labels: np.ndarray, real_feats: np.ndarray,
+                  y_real: np.ndarray, scorer: Any, data: Any, cfg: Any, device: Any
+                  ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """:func:`ganaug.diagnostics.nn_copy_heuristic` with the source's test split and, as the
     reference that copies nothing, its validation split."""
     x_test, y_test = data.split("test")
     x_val, y_val = data.split("val")
     if len(y_test) == 0:
-        return ({"note": "no test images: memorisation not measured"},
+        return ({"note": "no test images: the copy heuristic was not measured"},
                 {"nn_train_dist": np.full(len(labels), np.nan)})
     test_feats = scorer_features(scorer, x_test, cfg.batch_size, device)
     val_feats = (scorer_features(scorer, x_val, cfg.batch_size, device) if len(y_val)
                  else np.zeros((0, real_feats.shape[1]), np.float32))
-    return memorisation(fake_feats, labels, real_feats, y_real, test_feats, y_test, val_feats,
-                        y_val, seed=cfg.seed)
+    return nn_copy_heuristic(fake_feats, labels, real_feats, y_real, test_feats, y_test,
+                             val_feats, y_val, seed=cfg.seed)
 
 
 def _warn(metrics: dict[str, Any]) -> None:

@@ -139,7 +139,7 @@ def _gan(value: Any, key: str, where: str) -> GanConfig:
         raise ParamsError(f"{where}: {key}.arch: unknown GAN family {cfg.arch!r}"
                           f"{_did_you_mean(cfg.arch, FAMILIES)}; known: {', '.join(FAMILIES)}")
     try:
-        FAMILIES.get(cfg.arch).check_config(cfg)
+        FAMILIES.get(cfg.arch).check_params(cfg)
     except ValueError as exc:
         raise ParamsError(f"{where}: {key}.{exc}") from None
     return cfg

@@ -10,7 +10,9 @@ A family is a subclass of :class:`GanFamily` registered in :data:`FAMILIES` unde
 - how it produces images for given intended labels (:meth:`sampler`): from noise, or by
   translating source images of other classes (``translates = True``),
 - which scores its discriminator offers for an image and its intended label
-  (:meth:`disc_scores`; ``realism`` always, more where the discriminator has more heads).
+  (:meth:`disc_scores`; ``realism`` always, more where the discriminator has more heads),
+- whether its discriminator's raw output is sign-calibrated (:attr:`sign_calibrated`), which
+  ADA's overfitting heuristic needs; every family must say.
 
 Adding a family takes one module (networks + the subclass, registered with
 ``@FAMILIES.register("name")``) imported in ``ganaug/gan/__init__.py``, its knobs in
@@ -99,6 +101,12 @@ class GanFamily(ABC):
     translates: ClassVar[bool] = False
     # The columns :meth:`disc_scores` returns, in order ("realism" first).
     score_names: ClassVar[tuple[str, ...]] = ("realism",)
+    # Whether the discriminator's raw output has a fixed zero: > 0 means "real", < 0 "fake"
+    # (BCE logits, hinge). ADA's overfitting heuristic r_t = E[sign(D(real))] (Karras et al.
+    # 2020) means something only then: a WGAN critic's output is defined up to a constant
+    # (its loss is a difference of means), so its sign drifts with that constant and ADA's p
+    # would move on noise. No default: a new family must say (None is refused with ADA on).
+    sign_calibrated: ClassVar[bool | None] = None
 
     def __init__(self, cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, int]) -> None:
         self.cfg, self.num_classes = cfg, int(num_classes)
@@ -108,12 +116,29 @@ class GanFamily(ABC):
     @classmethod
     def check_config(cls, cfg: GanConfig) -> None:
         """Raise ValueError(``"<key>: ..."``) for knobs this family cannot take (no data needed:
-        ``ganaug.validate`` calls it before any stage runs). Every knob is fine by default."""
+        ``ganaug.validate`` calls :meth:`check_params`, which calls it, before any stage runs).
+        Every knob is fine by default."""
         return None
 
+    @classmethod
+    def check_params(cls, cfg: GanConfig) -> None:
+        """The knobs every family is checked on (ADA needs a sign-calibrated discriminator),
+        then the family's own :meth:`check_config`. Raises ValueError(``"<key>: ..."``)."""
+        if cfg.ada_target is not None and cls.sign_calibrated is not True:
+            why = ("does not declare whether ADA's sign(D(real)) heuristic measures "
+                   "overfitting on it (GanFamily.sign_calibrated)"
+                   if cls.sign_calibrated is None else
+                   "is a critic whose output has no fixed sign, so ADA's sign(D(real)) "
+                   "heuristic would move p on noise")
+            raise ValueError(f"ada_target: {cls.name or cls.__name__}'s discriminator {why}; set "
+                             f"ada_target to null (a fixed augment_p still applies) or use a "
+                             f"family with a sign-calibrated discriminator "
+                             f"({', '.join(n for n in FAMILIES if FAMILIES.get(n).sign_calibrated)})")
+        cls.check_config(cfg)
+
     def check(self) -> None:
-        """:meth:`check_config`, then what the data must satisfy (its image size, its classes)."""
-        self.check_config(self.cfg)
+        """:meth:`check_params`, then what the data must satisfy (its image size, its classes)."""
+        self.check_params(self.cfg)
         c, h, w = self.image_shape
         if h != w:
             raise ValueError(f"arch: {self.name} needs square images, got {h}x{w}")

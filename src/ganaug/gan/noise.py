@@ -164,6 +164,7 @@ class DCGAN(NoiseFamily):
     ``n_critic = 1``."""
 
     name = "dcgan"
+    sign_calibrated = True  # BCE logits: D(x) > 0 means p(real) > 1/2
     d_loss_fn = staticmethod(d_loss_bce)
     g_loss_fn = staticmethod(g_loss_bce)
 
@@ -178,6 +179,7 @@ class WGANGP(NoiseFamily):
     """
 
     name = "wgan_gp"
+    sign_calibrated = False  # a critic: only differences of its outputs mean anything
     d_loss_fn = staticmethod(d_loss_wasserstein)
     g_loss_fn = staticmethod(g_loss_wasserstein)
     disc_norm = "layer"

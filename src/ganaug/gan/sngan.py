@@ -134,6 +134,7 @@ class SNGAN(NoiseFamily):
     """SNGAN-style: spectral norm, hinge loss, projection discriminator, conditional batch norm."""
 
     name = "sngan"
+    sign_calibrated = True  # hinge: trained towards D(real) >= 1, D(fake) <= -1
     d_loss_fn = staticmethod(d_loss_hinge)
     g_loss_fn = staticmethod(g_loss_hinge)
 

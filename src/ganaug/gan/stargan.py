@@ -129,6 +129,7 @@ class StarGAN(GanFamily):
 
     name = "stargan"
     translates = True
+    sign_calibrated = False  # its realism head is a WGAN-GP critic
     score_names = ("realism", "d_confidence")
 
     @classmethod

@@ -91,16 +91,48 @@ def k_per_class(real_counts: np.ndarray, ratio: float) -> np.ndarray:
 
 
 def check_pool_capacity(scores: pd.DataFrame, k: np.ndarray, ratio: float,
-                        classes: list[str]) -> None:
-    """A K larger than the pool holds for a class is an error that says what to change."""
+                        classes: list[str], real_counts: np.ndarray | None = None) -> None:
+    """A K larger than the pool holds for a class is an error that says what to change.
+
+    ``real_counts``: the real training images per class the pool was made from; with them, the
+    advice for a translation pool says what caps it and the largest ratio it can serve."""
     available = np.bincount(scores["label"].to_numpy(), minlength=len(k))
     for c, (want, have) in enumerate(zip(k, available, strict=True)):
         if want > have:
             raise SelectionError(
                 f"ratio {ratio}: class {classes[c]!r} needs K={want} synthetic images but the pool "
-                f"holds {have}; raise generate.max_ratio (or generate.pool_multiplier) to at least "
-                f"cover ratio {ratio}"
+                f"holds {have}; {_pool_advice(scores, c, int(have), ratio, real_counts)}"
             )
+
+
+def _pool_advice(scores: pd.DataFrame, c: int, have: int, ratio: float,
+                 real_counts: np.ndarray | None) -> str:
+    """What to change so that class ``c``'s pool covers ``ratio``."""
+    raise_it = (f"raise generate.max_ratio (or generate.pool_multiplier) to at least cover "
+                f"ratio {ratio}")
+    rows = scores["label"].to_numpy() == c
+    translated = ("source_index" in scores.columns
+                  and bool((scores["source_index"].to_numpy()[rows] >= 0).any()))
+    if not translated:
+        return raise_it
+    # A translation family makes one image per (source, label) pair: a class's pool holds at most
+    # the real training images of the other classes (the smallest such count, for every class).
+    if real_counts is not None:
+        counts = np.asarray(real_counts, np.int64)
+        cap = int((counts.sum() - counts).min())
+        if have < cap:  # the pool was sized below the cap: max_ratio still helps, up to it
+            return f"{raise_it} (a translation pool holds at most {cap} per class here)"
+        most = f"{cap} per class here, ratio {cap / counts[c]:.3g} for this class"
+    else:
+        most = "that many"
+    # Family names are not looked up in ganaug.gan: select's code deps would grow by the whole
+    # GAN package (and every select instance rerun on a GAN edit) for one error message.
+    return (f"the GAN translates real images (an image-to-image family such as stargan), one "
+            f"image per real training image of another class, so the pool holds at most "
+            f"{most}; generate.max_ratio and generate.pool_multiplier cannot raise that. Lower "
+            f"study.ratios to at most that ratio (with balanced classes it is the number of "
+            f"classes - 1, whatever data.real_per_class is), or use a noise-to-image family "
+            f"(gan.arch such as dcgan or sngan)")
 
 
 def per_class(scores: pd.DataFrame, k: np.ndarray,
@@ -191,7 +223,7 @@ def choose(candidates: Candidates, real_counts: np.ndarray, ratio: float, strate
     """
     scores, classes = candidates.scores, candidates.classes
     k = k_per_class(real_counts, ratio)
-    check_pool_capacity(scores, k, ratio, classes)
+    check_pool_capacity(scores, k, ratio, classes, real_counts)
     chosen, extra = STRATEGIES.get(strategy).pick(candidates, k, cfg)
     if len(chosen) == 0:
         raise SelectionError(

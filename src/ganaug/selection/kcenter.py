@@ -3,8 +3,18 @@ feature space (Sener & Savarese 2018's core-set selection).
 
 Top-K by confidence favours easy, near-duplicate images (they all sit where the scorer is surest);
 k-center instead spreads the chosen images over the class: after a first image, it repeatedly
-adds the image farthest from every image chosen so far. ``min_confidence`` first drops images the
-scorer finds implausible for their intended class, so diversity does not buy garbage.
+adds the image farthest from every image chosen so far. Farthest-first is outlier-first: the
+second center is the pool's most remote image of the class, which is most often a failed sample.
+``min_confidence`` therefore first drops images the scorer finds implausible for their intended
+class, so diversity does not buy garbage. Its default, 0.5, keeps exactly the images the scorer
+would classify as their intended class whatever the number of classes (probabilities sum to 1,
+so p >= 0.5 is the argmax, barring a tie at 0.5), with no per-dataset tuning; 0 turns the filter
+off.
+
+Why not seed the centers with the real images instead, as the core-set method does (Sener &
+Savarese 2018: the labelled set is the initial centers)? Then the first synthetic pick is the
+image farthest from all real data, the very outlier the filter is there to drop; seeding changes
+where the spread starts, not what farthest-first seeks out.
 """
 
 from __future__ import annotations
@@ -23,7 +33,9 @@ from ganaug.selection import Candidates, per_class, register_strategy
 @dataclass(config=STRICT, frozen=True)
 class KCenterConfig:
     # Only images with at least this confidence in their intended label are candidates (0: all).
-    min_confidence: float = 0.0
+    # 0.5: the scorer's argmax is the intended label; without a floor, farthest-first picks the
+    # pool's outliers (failed samples) right after the first center.
+    min_confidence: float = 0.5
     # The first center: the most confident image ("confidence") or the image nearest the class's
     # mean feature ("mean").
     start: Literal["confidence", "mean"] = "confidence"
