@@ -74,6 +74,10 @@ PRIVATE: tuple[tuple[str, str, str, Callable[[object], bool] | None], ...] = (
      _accepts("stages", "update_pipeline")),
     ("dvc.utils", "fix_env", "the environment DVC hands a command", None),
     ("dvc.utils.serialize", "parse_yaml_for_update", "ganaug.lock prune: edit dvc.lock", None),
+    ("dvc.utils.serialize", "parse_yaml", "ganaug.lock check: read dvc.lock as DVC does", None),
+    ("dvc.utils.serialize", "YAMLFileCorruptedError", "ganaug.lock check: unreadable YAML", None),
+    ("dvc.dvcfile", "Lockfile.SCHEMA", "ganaug.lock check: DVC's own lockfile schema", None),
+    ("dvc.lock", "LockError", "ganaug.lock: another DVC process holds the repository", None),
     ("dvc.utils.serialize", "dumps_yaml", "ganaug.lock prune: write dvc.lock", None),
 )
 

@@ -224,9 +224,9 @@ def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Se
     from dvc.repo import Repo, lock_repo
 
     with Repo(root) as repo:
-        recover_lockfiles(repo)
         cmd_run = _CmdRun()
         with lock_repo(repo), repo.scm_context(), _params_files_parsed_once():
+            recover_lockfiles(repo)  # with the lock: no other DVC process is writing them
             reset_broken_rwlock(repo)
             session = Session(repo, targets, cmd_run)
             session.ignore_outputs()
