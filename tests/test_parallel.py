@@ -607,3 +607,24 @@ def test_an_unsupported_dvc_is_refused_in_one_line_before_any_work(monkeypatch, 
     proc = parallel(probe_repo, "-j", "2", check=False, PYTHONPATH=str(fake))
     assert proc.returncode == 1 and "UnsupportedDvc: DVC 9.0.0 is installed" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (probe_repo / "dvc.lock").exists()
+
+
+def test_a_dvc_command_started_during_a_run_is_refused_and_the_run_goes_on(probe_repo):
+    """The coordinator keeps DVC's repository lock for the whole run, also around each
+    instance (DVC's own unlocked_repo would let it go there, and a `dvc` command taking it in
+    that moment broke the run's re-lock)."""
+    env = {**study_env(probe_repo), "PROBE_SLEEP": "2"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen([sys.executable, "-m", "ganaug.parallel", "-j", "2"], cwd=probe_repo,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if " done " in line:  # an instance recorded, others running or waiting
+            break
+    other = dvc(probe_repo, "status", check=False)
+    assert other.returncode != 0 and "Unable to acquire lock" in other.stderr + other.stdout
+    lines += proc.stderr.readlines()
+    assert proc.wait(timeout=300) == 0, "".join(lines)
+    assert "6 ran on workers" in "".join(lines)
+    assert status_clean(probe_repo)

@@ -59,6 +59,11 @@ PRIVATE: tuple[tuple[str, str, str, Callable[[object], bool] | None], ...] = (
     ("dvc.stage", "PipelineStage", "which instances have a dvc.lock entry", None),
     ("dvc.stage.run", "run_stage", "looks cmd_run up when it runs, so the runner can swap it",
      _calls("cmd_run")),
+    ("dvc.stage.run", "unlocked_repo", "swapped too: run_stage would let the repository lock go "
+     "around each command, and a `dvc` command started then breaks the re-lock", None),
+    ("dvc.stage.run", "run_stage", "looks unlocked_repo up when it runs",
+     _calls("unlocked_repo")),
+    ("dvc.repo", "Repo._reset", "what unlocked_repo does besides unlocking", None),
     ("dvc.stage.run", "cmd_run", "swapped: defer the command to a worker, or adopt its outputs",
      None),
     ("dvc.stage.run", "_make_cmd", "the argv DVC would run for a command line", None),

@@ -387,12 +387,27 @@ class _CmdRun:
 
     @contextlib.contextmanager
     def use(self, fn) -> Iterator[None]:
-        before = self.module.cmd_run
-        self.module.cmd_run = fn
+        before = self.module.cmd_run, self.module.unlocked_repo
+        # DVC lets the repository lock go while a command runs (``unlocked_repo``) and takes it
+        # again after; a `dvc` command started in that moment would make the re-lock fail with
+        # LockError mid-run. Here no command runs in this process (it is deferred, or its
+        # outputs adopted), so the lock stays held: another `dvc` command gets DVC's own "Unable
+        # to acquire lock" at once, and the run goes on.
+        self.module.cmd_run, self.module.unlocked_repo = fn, _keep_lock
         try:
             yield
         finally:
-            self.module.cmd_run = before
+            self.module.cmd_run, self.module.unlocked_repo = before
+
+
+def _keep_lock(fn):
+    """DVC's ``unlocked_repo`` less the unlocking: the repository's state is reset before the
+    call, as there, and the lock stays held."""
+    @functools.wraps(fn)
+    def wrapper(stage, *args, **kwargs):
+        stage.repo._reset()
+        return fn(stage, *args, **kwargs)
+    return wrapper
 
 
 @contextlib.contextmanager
