@@ -18,12 +18,15 @@ cd "$dest/sequential"
 echo "before: $(load)"
 SECONDS=0
 PYTHONPATH=$PWD/src python -m dvc repro >repro.log 2>&1
-echo "sequential dvc repro: ${SECONDS} s, $(grep -c "Running stage" repro.log) stages; after: $(load)"
+seq=$SECONDS
+echo "sequential dvc repro: ${seq} s, $(grep -c "Running stage" repro.log) stages; after: $(load)"
 
 cd "$dest/parallel"
 SECONDS=0
 PYTHONPATH=$PWD/src python -m ganaug.parallel -j "$jobs" >parallel.log 2>&1
-echo "python -m ganaug.parallel -j $jobs: ${SECONDS} s; after: $(load)"
+par=$SECONDS
+echo "python -m ganaug.parallel -j $jobs: ${par} s; after: $(load)"
+echo "dvc repro / parallel: $(python -c "print(round($seq / max($par, 1), 2))")x (goal: at most 2x)"
 grep " ran on workers" parallel.log | sed 's/^.*INFO /  /'
 
 cd "$dest"
