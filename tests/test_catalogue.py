@@ -139,7 +139,7 @@ PARAMS_CASES = [
         "strategy": "random", "ratio": 1, "test_set": "fer2013"}},
      ["study.primary.test_set", "'fer2013'", "expected one of digits, typeset"]),
     ("primary-missing-key", {"study.seeds": [0, 1], "study.primary": {"strategy": "random"}},
-     ["primary", "missing ratio, test_set"]),
+     ["study.primary", "missing ratio, test_set"]),
     ("primary-with-one-seed", {"study.primary": {
         "strategy": "random", "ratio": 1, "test_set": "digits"}},
      ["seeds", "at least 2", "[0]"]),

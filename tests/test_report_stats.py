@@ -201,12 +201,17 @@ def test_sign_flip_beside_the_t_test(results):
 
 def test_verdict_counts_and_summary(results, df):
     counts = verdict_counts(results, ["src", "tgt"])
-    # src: random 1x, 2x and both synthetic-only models after Holm (and before).
+    # src: random 1x, 2x and both synthetic-only models after Holm (and before); the random
+    # mixes help, the synthetic-only models hurt, confidence's mixes are undecided (their gain's
+    # 90% interval, +0.3 +- 4.2 points, is far wider than the default margin of 1 point).
     assert counts["src"] == {"grid": {"comparisons": 6, "distinguishable": 4,
-                                      "distinguishable_uncorrected": 4}}
-    # tgt: random synthetic and confidence 2x (constant); random 1x only before correction.
+                                      "distinguishable_uncorrected": 4, "helps": 2, "hurts": 2,
+                                      "equivalent": 0, "undecided": 2}}
+    # tgt: random synthetic and confidence 2x (constant) help; random 1x only before
+    # correction; confidence synthetic-only (gains exactly 0 on every seed) is equivalent.
     assert counts["tgt"]["grid"] == {"comparisons": 6, "distinguishable": 2,
-                                     "distinguishable_uncorrected": 3}
+                                     "distinguishable_uncorrected": 3, "helps": 2, "hurts": 0,
+                                     "equivalent": 1, "undecided": 3}
     df = df.assign(n_test=100)
     summary = verdict_summary(results, df, ["src", "tgt"], LEVEL)
     assert summary["alpha"] == pytest.approx(0.05)

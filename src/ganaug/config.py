@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
 from ganaug.errors import ParamsError
@@ -89,6 +89,13 @@ class StudyConfig:
     # `primary_comparison`. A mapping here because strict pydantic takes no dict for a nested
     # dataclass; __post_init__ parses it as strictly as any section.
     primary: dict[str, Any] | None = None
+
+    @field_validator("primary")
+    @classmethod
+    def _primary_shape(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _parse_primary(value)  # its errors then name study.primary.<key>
+        return value
 
     def __post_init__(self) -> None:
         _no_duplicates("strategies", self.strategies)
@@ -164,12 +171,12 @@ def _parse_primary(value: dict[str, Any]) -> PrimaryConfig:
         return PrimaryConfig(**value)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(["primary", *(str(p) for p in err["loc"])])
+        where = ".".join(str(p) for p in err["loc"])
         what = "unknown key" if err["type"] == "unexpected_keyword_argument" else err["msg"]
         missing = sorted({"strategy", "ratio", "test_set"} - set(value))
         if missing:
-            raise ValueError(f"primary: missing {', '.join(missing)} (expected a mapping of "
-                             f"strategy, ratio and test_set)") from None
+            raise ValueError(f"missing {', '.join(missing)} (expected a mapping of strategy, "
+                             f"ratio and test_set), got {value!r}") from None
         raise ValueError(f"{where}: {what}, got {err.get('input')!r}") from None
 
 
