@@ -197,9 +197,30 @@ def test_metrics_diff_after_a_change(study_copy):
     edit_params(study_copy, **{"report.confidence_level": 0.9})
     assert stages_run(dvc(study_copy, "repro")) == {"check_params", "report"}
     changed = json.loads(dvc(study_copy, "metrics", "diff", "--json").stdout)
-    changed = changed["metrics/summary.json"]
+    changed = changed["metrics/headline.json"]
     assert changed["confidence_level"] == {"old": 0.95, "new": 0.9, "diff": pytest.approx(-0.05)}
-    assert "metrics/summary.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
+    assert "metrics/headline.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
+    summary = json.loads((study_copy / "metrics/summary.json").read_text())
+    assert summary["confidence_level"] == 0.9  # still written, git-tracked, not a metric
+
+
+def test_the_study_metrics_fit_on_a_screen(study_copy):
+    """`dvc metrics show` prints the headline (a few dozen values at most), not summary.json's
+    thousands: a header and one line per metrics file, and `dvc metrics diff`, one row per
+    value, stays within a terminal's width."""
+    shown = json.loads(dvc(study_copy, "metrics", "show", "--json").stdout)
+    files = shown[""]["data"]
+    assert "metrics/summary.json" not in files and "metrics/headline.json" in files
+
+    def flat(x):
+        return sum(flat(v) for v in x.values()) if isinstance(x, dict) else 1
+    assert sum(flat(f["data"]) for f in files.values()) <= 40  # headline + the scorer's
+    table = dvc(study_copy, "metrics", "show").stdout.strip().splitlines()
+    assert len(table) <= 1 + len(files)
+    edit_params(study_copy, **{"report.confidence_level": 0.9})
+    dvc(study_copy, "repro")
+    diff = dvc(study_copy, "metrics", "diff", "--all").stdout.strip().splitlines()
+    assert 1 < len(diff) <= 41 and max(map(len, diff)) <= 200, "\n".join(diff)
 
 
 @pytest.mark.parametrize(("gan", "strategies"), [

@@ -419,7 +419,8 @@ def headline(summary: dict[str, Any], curve_sets: list[str], score: dict[str, An
     ``dvc metrics show`` prints on one line (summary.json flattens to thousands)."""
     results = summary["results"]
     base = results[BASELINE[0]][_ratio_text(BASELINE[1])]
-    out: dict[str, Any] = {"baseline": round(base[summary["source"]]["accuracy"]["mean"], 4)}
+    out: dict[str, Any] = {"baseline": round(base[summary["source"]]["accuracy"]["mean"], 4),
+                           "confidence_level": summary["confidence_level"]}
     primary = summary.get("primary")
     if primary is not None:
         out["primary"] = {
@@ -488,7 +489,8 @@ def curves(results: dict[str, Any], test_sets: list[str]) -> pd.DataFrame:
 
 def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
     """The real-only learning curve per test set: for each size (real images per class, as a
-    string key) the accuracy interval over seeds and the isotonic fit of the means."""
+    string key) the accuracy interval over seeds and the isotonic fit of the means, each size
+    weighted by its number of runs (the seeds that evaluated it)."""
     real = df[df.strategy == REAL]
     out: dict[str, Any] = {}
     for test_set in test_sets:
@@ -498,7 +500,9 @@ def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict
         sizes = sorted({float(r) for r in sub.ratio})
         accs = [interval(sub[sub.ratio.astype(float) == n].accuracy.to_numpy(), level)
                 for n in sizes]
-        fitted = isotonic([a["mean"] for a in accs])
+        # A mean over more seeds is surer: weighting by the runs behind each size makes the
+        # pooled value of a dip the mean over all those runs, not over the sizes.
+        fitted = isotonic([a["mean"] for a in accs], weights=[a["n"] for a in accs])
         out[test_set] = {_ratio_text(n): {"real_per_class": int(n), "accuracy": a,
                                           "fitted": float(f)}
                          for n, a, f in zip(sizes, accs, fitted, strict=True)}
@@ -1083,7 +1087,10 @@ def _scorer_section(scorer: dict[str, Any]) -> list[str]:
             f"{scorer.get('best_epoch')} of {scorer.get('epochs_run')}). Temperature scaling on "
             f"the validation split ({cal['n']} images): T = {cal['temperature']:.2f}; expected "
             f"calibration error {b['ece']:.3f} -> {a['ece']:.3f}, negative log-likelihood "
-            f"{b['nll']:.3f} -> {a['nll']:.3f}. The confidence that the confidence, threshold "
+            f"{b['nll']:.3f} -> {a['nll']:.3f}, the 'after' measured "
+            f"{cal.get('measured_on', 'on the validation split')} (each half's images scaled "
+            f"by the temperature fitted on the other half, so no image is measured by a fit "
+            f"that saw it). The confidence that the confidence, threshold "
             f"and combined strategies rank and threshold is the calibrated probability. In the "
             f"reliability diagram below, bars on the diagonal mean a confidence of p is right a "
             f"fraction p of the time; bars below it, an over-confident scorer.", ""]
