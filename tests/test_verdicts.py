@@ -282,8 +282,20 @@ def test_the_report_text_names_the_verdicts_the_margin_and_the_plan():
     s = decide(study={"primary": {"strategy": "confidence", "ratio": 1, "test_set": "src"}})
     study = parse(StudyConfig, {**STUDY, "seeds": list(range(6))}, "study")
     text = "\n".join(primary_section(s))
-    assert "**Verdict: undecided.**" in text and "delta = 1 accuracy points" in text
+    assert "**Verdict: undecided.**" in text and "delta = 1 accuracy point." in text
     assert "Wilson" in text and "3 of 6 replicates (1 ties)" in text
     plan = "\n".join(planner_section(s, study))
     assert "set study.pilot: 6 and add" in plan
     assert "alpha / m" in plan
+
+
+def test_the_comparisons_table_shows_the_pilot_as_exploratory():
+    from ganaug.report import comparisons_table
+
+    s = decide(study={"pilot": 3})
+    table = comparisons_table(s["results"], "src", s["pilot"]["exploratory"]).splitlines()
+    assert table[0].endswith("| pilot (exploratory) |")
+    assert len(table) == 2 + 6 and all(line.count("|") == 12 for line in table)
+    row = next(line for line in table if line.startswith("| random | 1x |"))
+    pilot = s["pilot"]["exploratory"]["random"]["1"]["src"]
+    assert row.endswith(f"| {pilot['verdict']} ({pilot['mean'] * 100:+.1f}) |")

@@ -221,10 +221,8 @@ def apply_holm(results: dict[str, Any], test_sets: list[str], alpha: float,
                     gain["distinguishable_from_zero"] = gain["distinguishable_uncorrected"] = (
                         None if gain["ci_low"] is None else False)
                     gain["verdict"] = None
-                elif gain["p_value_t"] is not None:
+                elif gain["p_value_t"] is not None:  # one seed: nothing to test, no family
                     families.setdefault(family, []).append(gain)
-                else:
-                    gain["family"] = family
         for family, gains in families.items():
             adjusted = holm([g["p_value_t"] for g in gains])
             adjusted_tost = holm([g["p_value_tost"] for g in gains])
@@ -726,7 +724,7 @@ def primary_section(summary: dict[str, Any]) -> list[str]:
     out = ["## The primary comparison", "",
            f"Declared before the study: **{name}** against the real-only baseline, tested on its "
            f"own at alpha {alpha:.3g} (outside the Holm family).", "",
-           f"- **Verdict: {verdict}.** Equivalence margin delta = {delta:g} accuracy points.",
+           f"- **Verdict: {verdict}.** Equivalence margin delta = {_points(delta)}.",
            f"- Gain {p['gain'] * 100:+.2f} points{interval_text} ({level}% t-interval over "
            f"{poi['n']} replicates); accuracy {p['accuracy'] * 100:.1f}% against the baseline's "
            f"{p['baseline_accuracy'] * 100:.1f}%.",
@@ -808,11 +806,11 @@ def _verdict_bullets(v: dict[str, Any], study: Any) -> list[str]:
     return [
         f"- **Verdicts.** *helps* / *hurts*: the Holm-adjusted t-test rejects \"no change\" "
         f"(adjusted p < {alpha:.3g}), by the sign of the mean gain. *equivalent*: the gain lies "
-        f"within ±delta = ±{delta:g} accuracy points, shown by two one-sided t-tests (TOST; "
+        f"within ±delta = ±{_points(delta)}, shown by two one-sided t-tests (TOST; "
         f"its p-value, the larger of the two, Holm-adjusted over the same family). Where both "
         f"reject, the verdict keeps the direction and is marked \"within margin\": a real "
         f"effect smaller than delta. *undecided*: neither; the data cannot tell yet.",
-        f"- **The margin delta** (`report.equivalence_margin`, {delta:g} points) is the "
+        f"- **The margin delta** (`report.equivalence_margin`, {_points(delta)}) is the "
         f"smallest change in accuracy the study treats as mattering; params.yaml and README.md "
         f"(\"Replicates and verdicts\") say why this value.",
         pilot,
@@ -843,7 +841,7 @@ def planner_section(summary: dict[str, Any], study: Any) -> list[str]:
     out = ["## How many replicates would decide it", "",
            f"{plan['undecided']} comparisons are undecided. For each, from the observed SD of "
            f"its per-replicate gains ({sd_from}): the replicates the paired t-test needs to "
-           f"detect a true gain of delta = {delta:g} points with power {power:g}, and the "
+           f"detect a true gain of delta = {_points(delta)} with power {power:g}, and the "
            f"replicates TOST needs to show equivalence with power {power:g} when the true gain "
            f"is 0; the larger decides the comparison either way. The level is alpha / m, the "
            f"most stringent of Holm's steps for a family of m (alpha for the primary): "
@@ -865,8 +863,10 @@ def planner_section(summary: dict[str, Any], study: Any) -> list[str]:
                   "comparison table.", ""]
 
 
-def comparisons_table(results: dict[str, Any], test_set: str) -> str:
-    """Markdown: the grid family on one test set, smallest adjusted p-value first."""
+def comparisons_table(results: dict[str, Any], test_set: str,
+                      pilot: dict[str, Any] | None = None) -> str:
+    """Markdown: the grid family on one test set, smallest adjusted p-value first; with the
+    pilot's exploratory verdicts (``summary["pilot"]["exploratory"]``) in a last column."""
     rows = []
     for strategy, by_ratio in results.items():
         for ratio, entry in by_ratio.items():
@@ -874,20 +874,27 @@ def comparisons_table(results: dict[str, Any], test_set: str) -> str:
             if g["family"] == "grid":
                 rows.append((g["p_value_holm"], strategy, ratio, g))
     lines = ["| strategy | ratio | gain [interval] | p (t) | p (Holm) | p (sign-flip) | "
-             "distinguishable | p (TOST, Holm) | verdict | replicates to decide |",
-             "|" + "---|" * 10]
-    for _, strategy, ratio, g in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
+             "distinguishable | p (TOST, Holm) | verdict | replicates to decide |"
+             + (" pilot (exploratory) |" if pilot else ""),
+             "|" + "---|" * (11 if pilot else 10)]
+    for _, strategy, raw_ratio, g in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
         distinguishable = ("**distinguishable**" if g["distinguishable_from_zero"] else
                            "only uncorrected" if g["distinguishable_uncorrected"] else "–")
         verdict = g["verdict"] + (" (within margin)" if g["within_margin"]
                                   and g["verdict"] != "equivalent" else "")
-        ratio = "synthetic only" if ratio == SYNTHETIC else f"{ratio}x"
+        ratio = "synthetic only" if raw_ratio == SYNTHETIC else f"{raw_ratio}x"
         lines.append(f"| {strategy} | {ratio} | {g['mean'] * 100:+.1f} "
                      f"[{g['ci_low'] * 100:+.1f}, {g['ci_high'] * 100:+.1f}] | "
                      f"{_pvalue(g['p_value_t'])} | {_pvalue(g['p_value_holm'])} | "
                      f"{_pvalue(g['p_value_sign_flip'])} | {distinguishable} | "
-                     f"{_pvalue(g['p_value_tost_holm'])} | {verdict} | {_planned(g)} |")
+                     f"{_pvalue(g['p_value_tost_holm'])} | {verdict} | {_planned(g)} |"
+                     + (f" {_explored(pilot, strategy, raw_ratio, test_set)} |" if pilot else ""))
     return "\n".join(lines)
+
+
+def _explored(pilot: dict[str, Any], strategy: str, ratio: str, test_set: str) -> str:
+    e = pilot.get(strategy, {}).get(ratio, {}).get(test_set)
+    return "–" if e is None else f"{e['verdict']} ({e['mean'] * 100:+.1f})"
 
 
 def _planned(g: dict[str, Any]) -> str:
@@ -925,7 +932,8 @@ def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
                     f"{grid['distinguishable_uncorrected']}). Verdicts: {grid['helps']} helps, "
                     f"{grid['hurts']} hurts, {grid['equivalent']} equivalent, "
                     f"{grid['undecided']} undecided.", "",
-                    comparisons_table(summary["results"], test_set), ""]
+                    comparisons_table(summary["results"], test_set,
+                                      (summary.get("pilot") or {}).get("exploratory")), ""]
     return out
 
 
@@ -1087,13 +1095,24 @@ def _scorer_section(scorer: dict[str, Any]) -> list[str]:
             f"{scorer.get('best_epoch')} of {scorer.get('epochs_run')}). Temperature scaling on "
             f"the validation split ({cal['n']} images): T = {cal['temperature']:.2f}; expected "
             f"calibration error {b['ece']:.3f} -> {a['ece']:.3f}, negative log-likelihood "
-            f"{b['nll']:.3f} -> {a['nll']:.3f}, the 'after' measured "
-            f"{cal.get('measured_on', 'on the validation split')} (each half's images scaled "
-            f"by the temperature fitted on the other half, so no image is measured by a fit "
-            f"that saw it). The confidence that the confidence, threshold "
+            f"{b['nll']:.3f} -> {a['nll']:.3f}, {_calibration_measured(cal)}. The confidence that the confidence, threshold "
             f"and combined strategies rank and threshold is the calibrated probability. In the "
             f"reliability diagram below, bars on the diagonal mean a confidence of p is right a "
             f"fraction p of the time; bars below it, an over-confident scorer.", ""]
+
+
+def _calibration_measured(cal: dict[str, Any]) -> str:
+    """Where the scorer's 'after' figures were measured (older metrics files lack the key)."""
+    if str(cal.get("measured_on", "")).startswith("out-of-fold"):
+        return ("the 'after' measured out-of-fold (the validation split halved, seeded and "
+                "class-stratified; each half's images scaled by the temperature fitted on the "
+                "other half, so no image is scored by a fit that saw it)")
+    return ("the 'after' measured in sample, on the images the temperature was fitted on "
+            "(flattering)")
+
+
+def _points(delta: float) -> str:
+    return f"{delta:g} accuracy point" + ("" if delta == 1 else "s")
 
 
 def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list[str]:
