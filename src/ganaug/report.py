@@ -810,6 +810,10 @@ def _verdict_bullets(v: dict[str, Any], study: Any) -> list[str]:
         f"its p-value, the larger of the two, Holm-adjusted over the same family). Where both "
         f"reject, the verdict keeps the direction and is marked \"within margin\": a real "
         f"effect smaller than delta. *undecided*: neither; the data cannot tell yet.",
+        "- **What a verdict covers.** A replicate is one seed of `study.seeds`: it varies the "
+        "classifier's initialisation, batch order and augmentation, while the real subset, the "
+        "GAN and its pool are held fixed, so a verdict speaks for this subset and this GAN, not "
+        "for GAN-synthetic data in general.",
         f"- **The margin delta** (`report.equivalence_margin`, {_points(delta)}) is the "
         f"smallest change in accuracy the study treats as mattering; params.yaml and README.md "
         f"(\"Replicates and verdicts\") say why this value.",
