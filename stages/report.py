@@ -1,6 +1,7 @@
-"""Stage report: metrics/summary.json (the headline figures, Holm-corrected verdicts, the real-only
-learning curve and each model's real-image equivalent), plot data and PNGs, and a markdown report
-with the tables and figures."""
+"""Stage report: metrics/summary.json (every figure: the verdicts per comparison, the replicate
+planner, the primary comparison, the real-only learning curve and each model's real-image
+equivalent), metrics/headline.json (the answer at a glance), plot data and PNGs, and a markdown
+report with the tables and figures."""
 
 from __future__ import annotations
 
@@ -17,16 +18,22 @@ from ganaug.report import (
     collect,
     curves,
     expected_runs,
+    exploratory,
+    headline,
     learning_curve,
     learning_curve_frame,
     load_evaluations,
     load_json_dir,
     load_select_stats,
     peaks,
+    plan_replicates,
+    primary_summary,
     real_equivalents,
     render_markdown,
     run_key,
+    study_plan,
     summarise,
+    verdict_counts,
     verdict_summary,
 )
 from ganaug.report_figures import (
@@ -53,6 +60,7 @@ def build_parser():
                    help="directory of the classifiers' training curves (dvclive, one per run)")
     p.add_argument("--figures", nargs="*", default=[], help="extra images to show in the report")
     p.add_argument("--summary", required=True, help="summary metrics JSON to write")
+    p.add_argument("--headline", required=True, help="headline metrics JSON to write")
     p.add_argument("--plots", required=True, help="directory for plot data, the PNGs and the report")
     return p
 
@@ -75,19 +83,12 @@ def main(argv=None) -> None:
     df = collect(args.eval, runs)
     found = set(df.test_set)
     test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
-    results = summarise(df, test_sets, cfg.confidence_level)
     curve_sets = [source, *study.targets]
-    curve = learning_curve(df, curve_sets, cfg.confidence_level)
+    summary = decide_study(df, study, cfg, source, test_sets, curve_sets, real_per_class)
     score = load_json(args.score)
     scorer = load_json(args.scorer_metrics)
-    summary = {"source": source, "test_sets": test_sets, "seeds": list(study.seeds),
-               "confidence_level": cfg.confidence_level, "results": results,
-               "verdicts": verdict_summary(results, df, test_sets, cfg.confidence_level),
-               "peak_ratio": peaks(results, curve_sets),
-               "learning_curve": curve,
-               "real_equivalent": real_equivalents(results, curve, real_per_class),
-               "pool": {k: score["fid_kid"]["overall"][k]
-                        for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}}
+    summary["pool"] = {k: score["fid_kid"]["overall"][k]
+                       for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}
 
     plots = Path(args.plots)
     figures = write_figures(args, plots, summary, curve_sets, study, source, scorer)
@@ -98,6 +99,37 @@ def main(argv=None) -> None:
     with atomic_path(plots / "README.md") as tmp:
         tmp.write_text(md + "\n")
     save_json(args.summary, summary)
+    save_json(args.headline, headline(summary, curve_sets, score))
+
+
+def decide_study(df, study, cfg, source: str, test_sets: list[str], curve_sets: list[str],
+                 real_per_class: int | None) -> dict:
+    """The statistics of summary.json: verdicts from the confirmatory seeds (all seeds without a
+    pilot), the pilot's exploratory verdicts, the replicate plan and the primary comparison."""
+    level, margin = cfg.confidence_level, cfg.equivalence_margin / 100  # points -> fraction
+    p = study.primary_comparison
+    primary = None if p is None else (p.strategy, p.ratio, p.test_set)
+    confirmatory = df[df.seed.isin(study.confirmatory_seeds)]
+    results = summarise(confirmatory, test_sets, level, margin, primary)
+    pilot = (summarise(df[df.seed.isin(study.pilot_seeds)], test_sets, level, margin, primary)
+             if study.pilot_seeds else None)
+    plan_replicates(results, pilot or results, test_sets, 1 - level, margin, cfg.power)
+    curve = learning_curve(df, curve_sets, level)
+    equivalents = real_equivalents(results, curve, real_per_class)
+    return {"source": source, "test_sets": test_sets, "seeds": list(study.seeds),
+            "confidence_level": level, "results": results,
+            "verdicts": verdict_summary(results, confirmatory, test_sets, level,
+                                        cfg.equivalence_margin, cfg.power),
+            "pilot": {"seeds": study.pilot_seeds, "confirmatory_seeds": study.confirmatory_seeds,
+                      "exploratory": None if pilot is None else exploratory(pilot, test_sets),
+                      "exploratory_counts": None if pilot is None else verdict_counts(
+                          pilot, test_sets)},
+            "primary": None if primary is None else primary_summary(results, primary,
+                                                                    equivalents, level),
+            "plan": study_plan(results, test_sets, list(study.seeds), primary),
+            "peak_ratio": peaks(results, curve_sets),
+            "learning_curve": curve,
+            "real_equivalent": equivalents}
 
 
 def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study,

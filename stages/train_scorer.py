@@ -41,7 +41,7 @@ def main(argv=None) -> None:
                                   on_epoch=on_epoch, name="scorer")
     x_val, y_val = data.split("val")
     calibration = calibration_report(logits_of(result.model, x_val, 512, device), y_val,
-                                     fit=cfg.calibrate)
+                                     fit=cfg.calibrate, seed=cfg.seed)
     meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, **result.summary,
             "temperature": calibration["temperature"]}
     save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))

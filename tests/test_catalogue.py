@@ -133,6 +133,31 @@ PARAMS_CASES = [
      ["datasets.typeset.kind", "'papyrus'", "sklearn_digits"]),
     ("unknown-dataset-key", {"datasets.typeset.colour": "red"},
      ["datasets.typeset.colour: unknown key"]),
+    # Verdicts: the margin, the declared primary comparison, replicates and the pilot.
+    ("zero-equivalence-margin", {"report.equivalence_margin": 0.0},
+     ["equivalence_margin", "positive, finite"]),
+    ("negative-equivalence-margin", {"report.equivalence_margin": -1.0},
+     ["equivalence_margin", "positive, finite"]),
+    ("infinite-equivalence-margin", {"report.equivalence_margin": float("inf")},
+     ["report.equivalence_margin", "finite"]),
+    ("primary-unknown-strategy", {"study.seeds": [0, 1], "study.primary": {
+        "strategy": "realism", "ratio": 1, "test_set": "digits"}},
+     ["primary.strategy", "'realism'", "not one of strategies"]),
+    ("primary-unknown-ratio", {"study.seeds": [0, 1], "study.primary": {
+        "strategy": "random", "ratio": 2, "test_set": "digits"}},
+     ["primary.ratio", "2.0", "not one of ratios"]),
+    ("primary-unknown-test-set", {"study.seeds": [0, 1], "study.primary": {
+        "strategy": "random", "ratio": 1, "test_set": "fer2013"}},
+     ["study.primary.test_set", "'fer2013'", "expected one of digits, typeset"]),
+    ("primary-missing-key", {"study.seeds": [0, 1], "study.primary": {"strategy": "random"}},
+     ["study.primary", "missing ratio, test_set"]),
+    ("primary-with-one-seed", {"study.primary": {
+        "strategy": "random", "ratio": 1, "test_set": "digits"}},
+     ["seeds", "at least 2", "[0]"]),
+    ("negative-pilot", {"study.seeds": [0, 1, 2], "study.pilot": -1}, ["pilot", ">= 0"]),
+    ("pilot-leaves-one-seed", {"study.seeds": [0, 1, 2], "study.pilot": 2},
+     ["pilot", "leaves 1 confirmatory", "at least 2"]),
+    ("pilot-leaves-no-seed", {"study.pilot": 1}, ["pilot", "leaves 0 confirmatory"]),
 ]
 
 

@@ -197,9 +197,34 @@ def test_metrics_diff_after_a_change(study_copy):
     edit_params(study_copy, **{"report.confidence_level": 0.9})
     assert stages_run(dvc(study_copy, "repro")) == {"check_params", "report"}
     changed = json.loads(dvc(study_copy, "metrics", "diff", "--json").stdout)
-    changed = changed["metrics/summary.json"]
+    changed = changed["metrics/headline.json"]
     assert changed["confidence_level"] == {"old": 0.95, "new": 0.9, "diff": pytest.approx(-0.05)}
-    assert "metrics/summary.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
+    assert "metrics/headline.json" in dvc(study_copy, "metrics", "diff").stdout  # the human table
+    summary = json.loads((study_copy / "metrics/summary.json").read_text())
+    assert summary["confidence_level"] == 0.9  # still written, git-tracked, not a metric
+
+
+def test_the_study_metrics_fit_on_a_screen(study_copy):
+    """`dvc metrics show` prints the headline (at most 30 values), not summary.json's thousands:
+    a header and one line per metrics file, and `dvc metrics diff`, one row per value, stays
+    within a terminal's width. (A refinement round's stats are metrics too, so that its stage
+    keeps a run-cache entry; they appear only where `refine.rounds` is set, as in this preset.)"""
+    shown = json.loads(dvc(study_copy, "metrics", "show", "--json").stdout)
+    files = shown[""]["data"]
+    assert "metrics/summary.json" not in files and "metrics/headline.json" in files
+
+    def flat(x):
+        return sum(flat(v) for v in x.values()) if isinstance(x, dict) else 1
+    assert flat(files["metrics/headline.json"]["data"]) <= 30
+    assert sum(flat(f["data"]) for name, f in files.items()
+               if not name.startswith("metrics/refine/")) <= 45  # the headline and the scorer's
+    table = dvc(study_copy, "metrics", "show").stdout.strip().splitlines()
+    assert len(table) <= 1 + len(files)
+    edit_params(study_copy, **{"report.confidence_level": 0.9})
+    dvc(study_copy, "repro")
+    diff = dvc(study_copy, "metrics", "diff", "--all", "--targets", "metrics/headline.json",
+               "metrics/scorer.json").stdout.strip().splitlines()
+    assert 1 < len(diff) <= 46 and max(map(len, diff)) <= 200, "\n".join(diff)
 
 
 @pytest.mark.parametrize(("gan", "strategies"), [

@@ -201,12 +201,17 @@ def test_sign_flip_beside_the_t_test(results):
 
 def test_verdict_counts_and_summary(results, df):
     counts = verdict_counts(results, ["src", "tgt"])
-    # src: random 1x, 2x and both synthetic-only models after Holm (and before).
+    # src: random 1x, 2x and both synthetic-only models after Holm (and before); the random
+    # mixes help, the synthetic-only models hurt, confidence's mixes are undecided (their gain's
+    # 90% interval, +0.3 +- 4.2 points, is far wider than the default margin of 1 point).
     assert counts["src"] == {"grid": {"comparisons": 6, "distinguishable": 4,
-                                      "distinguishable_uncorrected": 4}}
-    # tgt: random synthetic and confidence 2x (constant); random 1x only before correction.
+                                      "distinguishable_uncorrected": 4, "helps": 2, "hurts": 2,
+                                      "equivalent": 0, "undecided": 2}}
+    # tgt: random synthetic and confidence 2x (constant) help; random 1x only before
+    # correction; confidence synthetic-only (gains exactly 0 on every seed) is equivalent.
     assert counts["tgt"]["grid"] == {"comparisons": 6, "distinguishable": 2,
-                                     "distinguishable_uncorrected": 3}
+                                     "distinguishable_uncorrected": 3, "helps": 2, "hurts": 0,
+                                     "equivalent": 1, "undecided": 3}
     df = df.assign(n_test=100)
     summary = verdict_summary(results, df, ["src", "tgt"], LEVEL)
     assert summary["alpha"] == pytest.approx(0.05)
@@ -534,3 +539,20 @@ def test_equivalents_table_flags_off_curve_models(curve_df):
     random_row = next(line for line in lines if line.startswith("| random |"))
     assert random_row == ("| random | beyond [below, beyond] | beyond [below, beyond] | "
                           "below [below, beyond] |")
+
+
+def test_isotonic_weights_by_hand():
+    # A dip: 0.8 (weight 1) then 0.6 (weight 3) pool to (0.8 + 3 * 0.6) / 4 = 0.65.
+    assert isotonic([0.8, 0.6], weights=[1, 3]) == pytest.approx([0.65, 0.65])
+    assert isotonic([0.8, 0.6]) == pytest.approx([0.7, 0.7])  # unweighted: the plain mean
+
+
+def test_the_learning_curve_weights_each_size_by_its_runs():
+    """Size 10 evaluated by one seed at 0.9, size 20 by three seeds at 0.7: the isotonic fit
+    pools them to (0.9 + 3 * 0.7) / 4 = 0.75, the mean over the four runs."""
+    rows = [{"strategy": "real", "ratio": 10.0, "seed": 0, "test_set": "src", "accuracy": 0.9}]
+    rows += [{"strategy": "real", "ratio": 20.0, "seed": s, "test_set": "src", "accuracy": 0.7}
+             for s in range(3)]
+    curve = learning_curve(pd.DataFrame(rows), ["src"], LEVEL)["src"]
+    assert curve["10"]["fitted"] == pytest.approx(0.75)
+    assert curve["20"]["fitted"] == pytest.approx(0.75)

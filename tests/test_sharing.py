@@ -79,9 +79,9 @@ def test_experiments_run_queue_and_show(study_copy):
         for exp in commit.get("experiments") or []:
             for rev in exp["revs"]:
                 data = rev["data"]
-                summary = data["metrics"]["metrics/summary.json"]["data"]
-                levels[rev["name"]] = summary["confidence_level"]
-                assert "results" in summary
+                headline = data["metrics"]["metrics/headline.json"]["data"]
+                levels[rev["name"]] = headline["confidence_level"]
+                assert "baseline" in headline
     assert levels == {"level90": 0.9, "level80": 0.8}
 
 

@@ -335,3 +335,41 @@ def test_ece_by_hand():
     assert rel["ece"] == pytest.approx(0.4)
     assert sum(b["n"] for b in rel["bins"]) == 4
     assert math.isclose(rel["bins"][8]["accuracy"], 0.5)
+
+
+def test_stratified_halves_split_every_class_in_two():
+    from ganaug.calibration import stratified_halves
+
+    labels = np.array([0] * 5 + [1] * 4 + [2])
+    folds = stratified_halves(labels, seed=3)
+    for c, (n0, n1) in {0: (3, 2), 1: (2, 2), 2: (1, 0)}.items():
+        assert (np.sum(folds[labels == c] == 0), np.sum(folds[labels == c] == 1)) == (n0, n1)
+    assert np.array_equal(folds, stratified_halves(labels, seed=3))  # seeded
+    assert not np.array_equal(folds, stratified_halves(labels, seed=4))
+
+
+def test_calibration_is_measured_on_the_half_the_temperature_did_not_see():
+    """By hand: 'after' equals the metrics of the logits scaled image by image by the other
+    half's temperature; the temperature used is the whole split's."""
+    from ganaug.calibration import stratified_halves
+
+    logits, labels = over_confident(400)
+    report = calibration_report(logits, labels, fit=True, seed=5)
+    folds = stratified_halves(labels, 5)
+    t0 = fit_temperature(logits[folds == 0], labels[folds == 0])
+    t1 = fit_temperature(logits[folds == 1], labels[folds == 1])
+    assert report["fold_temperatures"] == pytest.approx([t0, t1])
+    t = np.where(folds == 0, t1, t0)[:, None]
+    assert report["after"]["nll"] == pytest.approx(nll(logits / t, labels))
+    assert report["after"]["ece"] == pytest.approx(
+        reliability(np.exp(logits / t) / np.exp(logits / t).sum(1, keepdims=True), labels)["ece"])
+    assert report["temperature"] == pytest.approx(fit_temperature(logits, labels))
+    assert report["measured_on"].startswith("out-of-fold")
+    # Out of sample the fit can only look worse than in sample, where it is optimal by
+    # construction (the whole-split temperature minimises the in-sample NLL).
+    assert report["after"]["nll"] >= nll(logits, labels, report["temperature"])
+
+
+def test_calibration_of_a_split_too_small_to_halve_is_in_sample_and_says_so():
+    report = calibration_report(np.array([[2.0, 0.0]]), np.array([0]), fit=True)
+    assert report["measured_on"].startswith("validation split (in-sample")

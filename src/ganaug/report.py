@@ -20,12 +20,19 @@ from ganaug.io import DataFileError, load_json
 from ganaug.stats import (
     BELOW,
     BEYOND,
+    UNDECIDED,
+    VERDICTS,
+    decide,
     holm,
     isotonic,
     paired_t_pvalue,
     real_equivalent,
+    replicates_for_difference,
+    replicates_for_equivalence,
     sign_flip_pvalue,
     smallest_sign_flip_pvalue,
+    tost_pvalue,
+    wilson_interval,
 )
 
 BASELINE = ("none", 0.0)
@@ -105,6 +112,10 @@ def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> p
     rows = []
     for key, (strategy, ratio, seed) in wanted.items():
         for test_set, m in found[key]["test"].items():
+            # A NaN accuracy would pass through means and tests as a silent NaN verdict.
+            if not isinstance(m.get("accuracy"), int | float) or not math.isfinite(m["accuracy"]):
+                raise DataFileError(f"{eval_dir}: run {key} on {test_set!r}: accuracy must be a "
+                                    f"finite number, got {m.get('accuracy')!r}")
             row = {"strategy": strategy, "ratio": ratio, "seed": seed, "test_set": test_set,
                    "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n_test": m.get("n")}
             row.update({f"acc/{c}": v for c, v in m["per_class_accuracy"].items()})
@@ -126,10 +137,15 @@ def interval(values: np.ndarray, level: float) -> dict[str, Any]:
     return {**out, "std": std, "ci_low": out["mean"] - half, "ci_high": out["mean"] + half}
 
 
-def summarise(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
+def summarise(df: pd.DataFrame, test_sets: list[str], level: float, margin: float = 0.01,
+              primary: tuple[str, float, str] | None = None) -> dict[str, Any]:
     """Per (strategy, ratio, test set): accuracy and macro-F1 intervals, and the paired gain in
     accuracy over the baseline with its tests and verdicts (see :func:`paired_gain` and
-    :func:`apply_holm`). The learning curve's runs are left out (see :func:`learning_curve`)."""
+    :func:`apply_holm`). The learning curve's runs are left out (see :func:`learning_curve`).
+
+    ``margin``: the equivalence margin delta as a fraction (0.01 = one accuracy point).
+    ``primary``: (strategy, ratio, test set) of the declared primary comparison, tested alone.
+    """
     df = df[df.strategy != REAL]
     base = df[(df.strategy == BASELINE[0])]
     results: dict[str, Any] = {}
@@ -142,13 +158,13 @@ def summarise(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str,
                 "accuracy": interval(g.accuracy.to_numpy(), level),
                 "macro_f1": interval(g.macro_f1.to_numpy(), level),
                 "gain_vs_baseline": paired_gain(g.accuracy.to_numpy() - b.accuracy.to_numpy(),
-                                                level),
+                                                level, margin),
             }
-    apply_holm(results, test_sets, 1 - level)
+    apply_holm(results, test_sets, 1 - level, primary)
     return results
 
 
-def paired_gain(gain: np.ndarray, level: float) -> dict[str, Any]:
+def paired_gain(gain: np.ndarray, level: float, margin: float = 0.01) -> dict[str, Any]:
     """The per-seed differences' interval, with the uncorrected tests beside it.
 
     ``ci_low``/``ci_high`` and ``distinguishable_uncorrected`` (the interval excludes zero) are
@@ -158,64 +174,122 @@ def paired_gain(gain: np.ndarray, level: float) -> dict[str, Any]:
     gi = interval(gain, level)
     uncorrected = None if gi["ci_low"] is None else bool(gi["ci_low"] > 0 or gi["ci_high"] < 0)
     return {**gi, "p_value_t": paired_t_pvalue(gain), "p_value_sign_flip": sign_flip_pvalue(gain),
+            "p_value_tost": tost_pvalue(gain, margin),
             "distinguishable_uncorrected": uncorrected, "family": None, "family_size": None,
-            "p_value_holm": None, "distinguishable_from_zero": uncorrected}
+            "p_value_holm": None, "p_value_tost_holm": None,
+            "distinguishable_from_zero": uncorrected, "verdict": UNDECIDED, "within_margin": None, "wins": int(np.sum(gain > 0)), "ties": int(np.sum(gain == 0))}
 
 
-def family_of(strategy: str) -> str | None:
+PRIMARY = "primary"
+
+
+def family_of(strategy: str, ratio: str | None = None, test_set: str | None = None,
+              primary: tuple[str, float, str] | None = None) -> str | None:
     """The family of comparisons a run's gain belongs to, per test set.
 
     ``grid``: every (strategy, ratio) mix and every synthetic-only model against the baseline on
     one test set, the question the study asks. ``refine``: the refinement rounds on one test set,
-    a separate experiment with its own table. The baseline against itself is no comparison.
+    a separate experiment with its own table. ``primary``: the comparison declared primary, a
+    family of one, tested at alpha itself (declaring it before the study is what earns it the
+    uncorrected level). The baseline against itself is no comparison.
     """
     if strategy == BASELINE[0]:
         return None
+    if primary is not None and ratio is not None:
+        p_strategy, p_ratio, p_test_set = primary
+        if (strategy, ratio, test_set) == (p_strategy, _ratio_text(float(p_ratio)), p_test_set):
+            return PRIMARY
     return REFINE if strategy == REFINE else "grid"
 
 
-def apply_holm(results: dict[str, Any], test_sets: list[str], alpha: float) -> None:
-    """Holm-adjust the t-test p-values within each family and test set; the corrected verdict
-    ``distinguishable_from_zero`` is adjusted p < alpha (None without a p-value: one seed)."""
+def apply_holm(results: dict[str, Any], test_sets: list[str], alpha: float,
+               primary: tuple[str, float, str] | None = None) -> None:
+    """Holm-adjust the t-test and the TOST p-values within each family and test set, and decide.
+
+    ``distinguishable_from_zero``: adjusted t-test p < alpha (None without a p-value: one seed).
+    ``verdict`` (see :func:`ganaug.stats.decide`): helps / hurts from the adjusted t-test,
+    equivalent from the adjusted TOST p-value, else undecided. The TOST p-values are corrected
+    over the same family as the t-tests: each comparison may claim either, so both claims count.
+    """
     for test_set in test_sets:
         families: dict[str, list[dict[str, Any]]] = {}
         for strategy, by_ratio in results.items():
-            for entry in by_ratio.values():
+            for ratio, entry in by_ratio.items():
                 gain = entry[test_set]["gain_vs_baseline"]
-                family = family_of(strategy)
+                family = family_of(strategy, ratio, test_set, primary)
                 if family is None:  # the baseline: zero by construction
                     gain["distinguishable_from_zero"] = gain["distinguishable_uncorrected"] = (
                         None if gain["ci_low"] is None else False)
-                elif gain["p_value_t"] is not None:
+                    gain["verdict"] = None
+                elif gain["p_value_t"] is not None:  # one seed: nothing to test, no family
                     families.setdefault(family, []).append(gain)
         for family, gains in families.items():
             adjusted = holm([g["p_value_t"] for g in gains])
-            for g, p in zip(gains, adjusted, strict=True):
+            adjusted_tost = holm([g["p_value_tost"] for g in gains])
+            for g, p, q in zip(gains, adjusted, adjusted_tost, strict=True):
+                verdict, within = decide(g["mean"], float(p), float(q), alpha)
                 g.update(family=family, family_size=len(gains), p_value_holm=float(p),
-                         distinguishable_from_zero=bool(p < alpha))
+                         p_value_tost_holm=float(q), distinguishable_from_zero=bool(p < alpha),
+                         verdict=verdict, within_margin=within)
+
+
+def plan_replicates(results: dict[str, Any], spread: dict[str, Any], test_sets: list[str],
+                    alpha: float, margin: float, power: float) -> None:
+    """For each undecided comparison, the replicates that would decide it (``planned``).
+
+    ``spread``: the results whose paired SD the plan uses (the pilot's when there is one, else
+    these results themselves). The level is the most stringent of Holm's steps, alpha / m for a
+    family of m (the primary: alpha): conservative, since Holm tests the other comparisons at
+    larger levels. ``difference``: replicates for the two-sided paired t-test to detect a true
+    gain of delta with the power; ``equivalence``: for TOST to show equivalence when the true
+    gain is 0 (the best case for equivalence: the observed mean is too noisy to plan on);
+    ``replicates``: the larger, which decides the comparison under either truth.
+    """
+    for strategy, by_ratio in results.items():
+        for ratio, entry in by_ratio.items():
+            for test_set in test_sets:
+                g = entry[test_set]["gain_vs_baseline"]
+                if g.get("verdict") != "undecided":
+                    continue
+                sd = spread.get(strategy, {}).get(ratio, {}).get(test_set, {}).get(
+                    "gain_vs_baseline", {}).get("std")
+                # No family size: one replicate, nothing tested, no SD to plan from either.
+                level = None if g["family_size"] is None else alpha / g["family_size"]
+                plan = {"sd": sd, "planning_alpha": level, "difference": None,
+                        "equivalence": None, "replicates": None}
+                if sd is not None and level is not None:
+                    plan["difference"] = replicates_for_difference(margin, sd, level, power)
+                    plan["equivalence"] = replicates_for_equivalence(margin, sd, level, power)
+                    if plan["difference"] is not None and plan["equivalence"] is not None:
+                        plan["replicates"] = max(plan["difference"], plan["equivalence"])
+                g["planned"] = plan
 
 
 def verdict_counts(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
-    """Per test set and family: comparisons made, distinguishable gains after and before Holm."""
+    """Per test set and family: comparisons made, distinguishable gains after and before Holm,
+    and how many comparisons got each verdict (helps, hurts, equivalent, undecided)."""
     out: dict[str, Any] = {}
     for test_set in test_sets:
         for by_ratio in results.values():
             for entry in by_ratio.values():
                 g = entry[test_set]["gain_vs_baseline"]
-                if g["family"] is None:
+                if g["family"] is None or g["family_size"] is None:
                     continue
                 c = out.setdefault(test_set, {}).setdefault(
                     g["family"], {"comparisons": g["family_size"], "distinguishable": 0,
-                                  "distinguishable_uncorrected": 0})
+                                  "distinguishable_uncorrected": 0, **dict.fromkeys(VERDICTS, 0)})
                 c["distinguishable"] += int(g["distinguishable_from_zero"])
                 c["distinguishable_uncorrected"] += int(g["distinguishable_uncorrected"])
+                c[g["verdict"]] += 1
     return out
 
 
 def verdict_summary(results: dict[str, Any], df: pd.DataFrame, test_sets: list[str],
-                    level: float) -> dict[str, Any]:
+                    level: float, margin_points: float = 1.0, power: float = 0.8
+                    ) -> dict[str, Any]:
     """What the verdicts mean, for summary.json: the test, the families and their sizes, how many
-    gains survive correction, and the test-set sampling error the intervals leave out."""
+    gains survive correction, the margin and the planner's settings, and the test-set sampling
+    error the intervals leave out."""
     base = df[(df.strategy == BASELINE[0])]
     sampling = {}
     for test_set in test_sets:
@@ -226,8 +300,27 @@ def verdict_summary(results: dict[str, Any], df: pd.DataFrame, test_sets: list[s
         "test": "paired t-test over seeds; p-values Holm-Bonferroni adjusted within each family "
                 "and test set; distinguishable_from_zero: adjusted p < alpha",
         "alpha": round(1 - level, 12),
+        "equivalence_margin_points": margin_points,
+        "verdict": {"helps": "Holm-adjusted paired t-test p < alpha, mean gain > 0",
+                    "hurts": "Holm-adjusted paired t-test p < alpha, mean gain < 0",
+                    "equivalent": "not helps or hurts, and the Holm-adjusted TOST p-value (the "
+                                  "larger of the two one-sided t-tests against -delta and "
+                                  "+delta) < alpha: the gain lies within +-delta",
+                    "undecided": "neither",
+                    "within_margin": "true where equivalence is shown too: with helps or hurts "
+                                     "it marks a real effect smaller than delta"},
+        "planning": {"power": power,
+                     "level": "alpha / m, the most stringent Holm step, for a family of m "
+                              "(alpha for the primary comparison): conservative",
+                     "difference": "replicates for the two-sided paired t-test to detect a "
+                                   "true gain of delta",
+                     "equivalence": "replicates for TOST to show equivalence when the true "
+                                    "gain is 0",
+                     "sd": "the observed SD of the paired differences (the pilot's, when "
+                           "study.pilot is set)"},
         "families": {"grid": "every (strategy, ratio) mix and synthetic-only model vs the "
                              "baseline, on one test set",
+                     PRIMARY: "the declared primary comparison, alone at alpha (not in grid)",
                      REFINE: "the refinement rounds vs the baseline, on one test set"},
         "counts": verdict_counts(results, test_sets),
         "interval": "per comparison (uncorrected) t-interval over seeds: seed-to-seed variance "
@@ -235,6 +328,123 @@ def verdict_summary(results: dict[str, Any], df: pd.DataFrame, test_sets: list[s
         "smallest_sign_flip_p_value": smallest_sign_flip_pvalue(int(df.seed.nunique())),
         "test_set_sampling_se": sampling,
     }
+
+
+def primary_summary(results: dict[str, Any], primary: tuple[str, float, str],
+                    equivalents: dict[str, Any], level: float) -> dict[str, Any]:
+    """The declared primary comparison: its verdict, gain and interval, its probability of
+    improvement and what it is worth in real images.
+
+    Probability of improvement: the share of replicates where the mix beats the baseline
+    (ties count as no improvement), with a Wilson score interval at the report's level (see
+    :func:`ganaug.stats.wilson_interval`). ``real_equivalent``: None where the test set has no
+    learning curve.
+    """
+    strategy, ratio, test_set = primary
+    r = _ratio_text(float(ratio))
+    entry = results[strategy][r][test_set]
+    g = entry["gain_vs_baseline"]
+    wilson = wilson_interval(g["wins"], g["n"], level)
+    base = results[BASELINE[0]][_ratio_text(BASELINE[1])][test_set]["accuracy"]["mean"]
+    return {
+        "strategy": strategy, "ratio": float(ratio), "test_set": test_set,
+        "verdict": g["verdict"], "within_margin": g["within_margin"],
+        "gain": g["mean"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
+        "p_value_t": g["p_value_t"], "p_value_tost": g["p_value_tost"],
+        "accuracy": entry["accuracy"]["mean"], "baseline_accuracy": base,
+        "probability_of_improvement": {
+            "wins": g["wins"], "ties": g["ties"], "n": g["n"], "share": g["wins"] / g["n"],
+            "ci_low": None if wilson is None else wilson[0],
+            "ci_high": None if wilson is None else wilson[1], "interval": "Wilson score"},
+        "real_equivalent": equivalents.get(strategy, {}).get(r, {}).get(test_set),
+        "planned": g.get("planned"),
+    }
+
+
+def exploratory(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
+    """The pilot's verdicts, compact: per (strategy, ratio, test set) the gain, its SD and the
+    verdict. They are exploratory: the pilot was looked at to plan the confirmatory seeds."""
+    out: dict[str, Any] = {}
+    for strategy, by_ratio in results.items():
+        if strategy == BASELINE[0]:
+            continue
+        for ratio, entry in by_ratio.items():
+            for test_set in test_sets:
+                g = entry[test_set]["gain_vs_baseline"]
+                out.setdefault(strategy, {}).setdefault(ratio, {})[test_set] = {
+                    "n": g["n"], "mean": g["mean"], "std": g["std"], "verdict": g["verdict"],
+                    "p_value_holm": g["p_value_holm"], "p_value_tost_holm": g["p_value_tost_holm"]}
+    return out
+
+
+def study_plan(results: dict[str, Any], test_sets: list[str], seeds: list[int],
+               primary: tuple[str, float, str] | None) -> dict[str, Any]:
+    """What the planner asks of the next study: for the primary comparison (when undecided)
+    and for every undecided comparison, the confirmatory replicates and the params change.
+
+    Seeds added after looking at results must form a fresh confirmatory set (optional
+    stopping otherwise inflates false verdicts), so the change always turns every current seed
+    into the pilot: ``study.pilot: <current number of seeds>`` and that many new seeds.
+    """
+    def change(n: int | None) -> str | None:
+        if n is None:
+            return None
+        first = max(seeds) + 1
+        return (f"set study.pilot: {len(seeds)} and add {n} new seeds to study.seeds "
+                f"({first} to {first + n - 1})")
+
+    planned = [(s, r, t, entry[t]["gain_vs_baseline"]["planned"])
+               for s, by_ratio in results.items() for r, entry in by_ratio.items()
+               for t in test_sets if "planned" in entry[t]["gain_vs_baseline"]]
+    out: dict[str, Any] = {"undecided": len(planned)}
+    if primary is not None:
+        p = results[primary[0]][_ratio_text(float(primary[1]))][primary[2]]["gain_vs_baseline"]
+        n = p.get("planned", {}).get("replicates")
+        out["primary"] = {"replicates": n, "params_change": change(n)}
+    reachable = [pl["replicates"] for *_, pl in planned if pl["replicates"] is not None]
+    if planned:
+        out["all_undecided"] = {
+            "replicates": max(reachable) if len(reachable) == len(planned) else None,
+            "median": float(np.median(reachable)) if reachable else None,
+            "unreachable": len(planned) - len(reachable),
+            "params_change": change(max(reachable)) if len(reachable) == len(planned) else None}
+    return out
+
+
+def headline(summary: dict[str, Any], curve_sets: list[str], score: dict[str, Any]
+             ) -> dict[str, Any]:
+    """The answer at a glance, for ``metrics/headline.json``: a few values that
+    ``dvc metrics show`` prints on one line (summary.json flattens to thousands)."""
+    results = summary["results"]
+    base = results[BASELINE[0]][_ratio_text(BASELINE[1])]
+    out: dict[str, Any] = {"baseline": round(base[summary["source"]]["accuracy"]["mean"], 4),
+                           "confidence_level": summary["confidence_level"]}
+    primary = summary.get("primary")
+    if primary is not None:
+        out["primary"] = {
+            "comparison": f"{primary['strategy']} {_ratio_text(primary['ratio'])}x "
+                          f"{primary['test_set']}",
+            "verdict": primary["verdict"], "gain": _round(primary["gain"]),
+            "ci_low": _round(primary["ci_low"]), "ci_high": _round(primary["ci_high"]),
+            "p_improved": _round(primary["probability_of_improvement"]["share"])}
+    counts = summary["verdicts"]["counts"]
+    for test_set in curve_sets:
+        mixes = [(v[test_set]["accuracy"]["mean"], s, r) for s, by_ratio in results.items()
+                 if is_grid_strategy(s) for r, v in by_ratio.items() if r != SYNTHETIC]
+        acc, strategy, ratio = max(mixes, key=lambda m: (m[0], m[1], -float(m[2])))
+        c = counts.get(test_set, {}).get("grid", {})
+        out[test_set] = {"best": f"{strategy} {ratio}x",
+                         "best_gain": _round(results[strategy][ratio][test_set]
+                                             ["gain_vs_baseline"]["mean"]),
+                         **{v: c.get(v) for v in VERDICTS}}
+    overall = score.get("fid_kid", {}).get("overall", {})
+    coverage = (score.get("prdc") or {}).get("mean_over_classes", {}).get("coverage")
+    out["pool"] = {"fid": _round(overall.get("fid"), 2), "coverage": _round(coverage)}
+    return out
+
+
+def _round(v: float | None, digits: int = 4) -> float | None:
+    return None if v is None else round(float(v), digits)
 
 
 def peaks(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
@@ -277,7 +487,8 @@ def curves(results: dict[str, Any], test_sets: list[str]) -> pd.DataFrame:
 
 def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
     """The real-only learning curve per test set: for each size (real images per class, as a
-    string key) the accuracy interval over seeds and the isotonic fit of the means."""
+    string key) the accuracy interval over seeds and the isotonic fit of the means, each size
+    weighted by its number of runs (the seeds that evaluated it)."""
     real = df[df.strategy == REAL]
     out: dict[str, Any] = {}
     for test_set in test_sets:
@@ -287,7 +498,9 @@ def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict
         sizes = sorted({float(r) for r in sub.ratio})
         accs = [interval(sub[sub.ratio.astype(float) == n].accuracy.to_numpy(), level)
                 for n in sizes]
-        fitted = isotonic([a["mean"] for a in accs])
+        # A mean over more seeds is surer: weighting by the runs behind each size makes the
+        # pooled value of a dip the mean over all those runs, not over the sizes.
+        fitted = isotonic([a["mean"] for a in accs], weights=[a["n"] for a in accs])
         out[test_set] = {_ratio_text(n): {"real_per_class": int(n), "accuracy": a,
                                           "fitted": float(f)}
                          for n, a, f in zip(sizes, accs, fitted, strict=True)}
@@ -471,20 +684,62 @@ def load_json_dir(path: str | Path) -> dict[str, dict]:
 
 def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, str]) -> list[str]:
     level = int(round(summary["confidence_level"] * 100))
+    pilot = f", the first {study.pilot} a pilot" if study.pilot else ""
     return [
         "# How far do GAN-generated images help the classifier?",
         "",
+        *primary_section(summary),
         f"Source dataset **{source}**; cross-dataset targets: "
-        f"{', '.join(study.targets) or 'none'}. Seeds: {list(study.seeds)}. Accuracy in %, "
-        f"mean ± standard deviation over seeds; in brackets, the gain over the real-only baseline "
-        f"(paired by seed) with its {level}% t-interval, per comparison (uncorrected). **Bold**: "
-        f"the gain is distinguishable from seed noise after the Holm-Bonferroni correction over "
-        f"its family of comparisons (see \"Reading the verdicts\").",
+        f"{', '.join(study.targets) or 'none'}. Seeds (replicates): {list(study.seeds)}{pilot}. "
+        f"Accuracy in %, mean ± standard deviation over seeds; in brackets, the gain over the "
+        f"real-only baseline (paired by seed) with its {level}% t-interval, per comparison "
+        f"(uncorrected). **Bold**: the gain is distinguishable from seed noise after the "
+        f"Holm-Bonferroni correction over its family of comparisons (see \"Reading the "
+        f"verdicts\").",
         "",
         f"![accuracy vs ratio]({figures['accuracy']})",
         "",
         *_reading_the_verdicts(summary, study, source),
+        *planner_section(summary, study),
     ]
+
+
+def primary_section(summary: dict[str, Any]) -> list[str]:
+    """The declared primary comparison, first in the report (nothing when none is declared)."""
+    p = summary.get("primary")
+    if p is None:
+        return []
+    level = int(round(summary["confidence_level"] * 100))
+    alpha = summary["verdicts"]["alpha"]
+    delta = summary["verdicts"]["equivalence_margin_points"]
+    name = f"{p['strategy']} at {_ratio_text(p['ratio'])}x on {p['test_set']}"
+    verdict = p["verdict"] + (" (a real effect, but within the margin)"
+                              if p["within_margin"] and p["verdict"] != "equivalent" else "")
+    poi = p["probability_of_improvement"]
+    interval_text = ("" if p["ci_low"] is None else
+                     f" [{p['ci_low'] * 100:+.1f}, {p['ci_high'] * 100:+.1f}]")
+    share = ("" if poi["ci_low"] is None else
+             f", {poi['share']:.0%} [{poi['ci_low']:.0%}, {poi['ci_high']:.0%}] ({level}% "
+             f"Wilson interval)")
+    out = ["## The primary comparison", "",
+           f"Declared before the study: **{name}** against the real-only baseline, tested on its "
+           f"own at alpha {alpha:.3g} (outside the Holm family).", "",
+           f"- **Verdict: {verdict}.** Equivalence margin delta = {_points(delta)}.",
+           f"- Gain {p['gain'] * 100:+.2f} points{interval_text} ({level}% t-interval over "
+           f"{poi['n']} replicates); accuracy {p['accuracy'] * 100:.1f}% against the baseline's "
+           f"{p['baseline_accuracy'] * 100:.1f}%.",
+           f"- Probability of improvement: the mix beat the baseline in {poi['wins']} of "
+           f"{poi['n']} replicates ({poi['ties']} ties){share}."]
+    eq = p.get("real_equivalent")
+    if eq is not None:
+        out.append(f"- Worth in real images: {_equivalent_cell(eq)} real images per class (see "
+                   f"\"Worth how many real images?\").")
+    plan = p.get("planned")
+    if plan and plan.get("replicates") is not None:
+        out.append(f"- To decide it: {plan['replicates']} confirmatory replicates "
+                   f"({summary['plan']['primary']['params_change']}); see \"How many "
+                   f"replicates would decide it\".")
+    return out + [""]
 
 
 def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> list[str]:
@@ -496,6 +751,7 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
                 "verdict. Add seeds to `study.seeds` (only the new training and evaluation "
                 "instances run).", ""]
     m = len(study.strategies) * (len(study.ratios) + 1)
+    n_seeds = len(study.confirmatory_seeds)
     p_min = v["smallest_sign_flip_p_value"]
     sign_flip = (f"with {n_seeds} seeds its smallest possible two-sided p-value is {p_min:.3g}, "
                  + ("so no permutation verdict can be significant at this level"
@@ -504,7 +760,8 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
         "## Reading the verdicts", "",
         f"- **Family.** On each test set, every strategy at every ratio and every synthetic-only "
         f"model is compared with the baseline: {m} comparisons ({len(study.strategies)} "
-        f"strategies x ({len(study.ratios)} ratios + synthetic only)); refinement rounds form a "
+        f"strategies x ({len(study.ratios)} ratios + synthetic only)), less the primary "
+        f"comparison on its test set, which is tested alone; refinement rounds form a "
         f"family of their own. With {m} comparisons at {alpha:.3g} about {m * alpha:.1f} "
         f"uncorrected \"distinguishable\" gains per test set are expected by chance alone, even "
         f"if synthetic images changed nothing.",
@@ -522,36 +779,135 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
         + ", ".join(f"±{se * 100:.1f} points on {t}" for t, se in v["test_set_sampling_se"].items()
                     if se is not None and t in (source, *study.targets))
         + " (binomial standard error of the baseline's accuracy).",
+        *_verdict_bullets(v, study),
         "",
-        "| test set | family | comparisons | distinguishable after Holm | before correction |",
-        "|---|---|---|---|---|",
+        verdict_counts_table(v["counts"]),
     ]
-    for test_set, families in v["counts"].items():
-        for family, c in families.items():
-            out.append(f"| {test_set} | {family} | {c['comparisons']} | {c['distinguishable']} | "
-                       f"{c['distinguishable_uncorrected']} |")
+    pilot = summary.get("pilot") or {}
+    if pilot.get("exploratory_counts"):
+        out += ["", f"**Exploratory** (the pilot, seeds {pilot['seeds']}: looked at to plan "
+                f"the confirmatory seeds, so these verdicts decide nothing):", "",
+                verdict_counts_table(pilot["exploratory_counts"])]
     return out + [""]
 
 
-def comparisons_table(results: dict[str, Any], test_set: str) -> str:
-    """Markdown: the grid family on one test set, smallest adjusted p-value first."""
+def _verdict_bullets(v: dict[str, Any], study: Any) -> list[str]:
+    alpha, delta = v["alpha"], v["equivalence_margin_points"]
+    if study.pilot:
+        pilot = (f"- **Pilot.** The first {study.pilot} seeds {study.pilot_seeds} are a pilot: "
+                 f"their verdicts are exploratory and the planner takes its SD from them; the "
+                 f"verdicts here come from the {len(study.confirmatory_seeds)} confirmatory "
+                 f"seeds {study.confirmatory_seeds}.")
+    else:
+        pilot = ("- **Adding seeds.** Seeds added after looking at these results must go in a "
+                 "fresh confirmatory set: set `study.pilot` to the current number of seeds, then "
+                 "add the new ones. Adding seeds until a verdict appears (optional stopping) "
+                 "makes a false verdict far likelier than alpha.")
+    return [
+        f"- **Verdicts.** *helps* / *hurts*: the Holm-adjusted t-test rejects \"no change\" "
+        f"(adjusted p < {alpha:.3g}), by the sign of the mean gain. *equivalent*: the gain lies "
+        f"within ±delta = ±{_points(delta)}, shown by two one-sided t-tests (TOST; "
+        f"its p-value, the larger of the two, Holm-adjusted over the same family). Where both "
+        f"reject, the verdict keeps the direction and is marked \"within margin\": a real "
+        f"effect smaller than delta. *undecided*: neither; the data cannot tell yet.",
+        "- **What a verdict covers.** A replicate is one seed of `study.seeds`: it varies the "
+        "classifier's initialisation, batch order and augmentation, while the real subset, the "
+        "GAN and its pool are held fixed, so a verdict speaks for this subset and this GAN, not "
+        "for GAN-synthetic data in general.",
+        f"- **The margin delta** (`report.equivalence_margin`, {_points(delta)}) is the "
+        f"smallest change in accuracy the study treats as mattering; params.yaml and README.md "
+        f"(\"Replicates and verdicts\") say why this value.",
+        pilot,
+    ]
+
+
+def verdict_counts_table(counts: dict[str, Any]) -> str:
+    """Markdown: per test set and family, the comparisons and their verdicts."""
+    lines = ["| test set | family | comparisons | helps | hurts | equivalent | undecided | "
+             "distinguishable after Holm | before correction |", "|" + "---|" * 9]
+    for test_set, families in counts.items():
+        for family, c in families.items():
+            lines.append(f"| {test_set} | {family} | {c['comparisons']} | {c['helps']} | "
+                         f"{c['hurts']} | {c['equivalent']} | {c['undecided']} | "
+                         f"{c['distinguishable']} | {c['distinguishable_uncorrected']} |")
+    return "\n".join(lines)
+
+
+def planner_section(summary: dict[str, Any], study: Any) -> list[str]:
+    """How many replicates would decide the undecided comparisons, and the params change."""
+    plan = summary.get("plan") or {}
+    if not plan.get("undecided"):
+        return []
+    v = summary["verdicts"]
+    power, delta = v["planning"]["power"], v["equivalence_margin_points"]
+    sd_from = (f"the pilot's {len(study.pilot_seeds)} seeds" if study.pilot
+               else f"all {len(study.seeds)} seeds")
+    out = ["## How many replicates would decide it", "",
+           f"{plan['undecided']} comparisons are undecided. For each, from the observed SD of "
+           f"its per-replicate gains ({sd_from}): the replicates the paired t-test needs to "
+           f"detect a true gain of delta = {_points(delta)} with power {power:g}, and the "
+           f"replicates TOST needs to show equivalence with power {power:g} when the true gain "
+           f"is 0; the larger decides the comparison either way. The level is alpha / m, the "
+           f"most stringent of Holm's steps for a family of m (alpha for the primary): "
+           f"conservative. An SD from a few replicates is itself noisy: read the numbers as "
+           f"an order of magnitude.", ""]
+    primary = plan.get("primary") or {}
+    if primary.get("replicates") is not None:
+        out.append(f"- The primary comparison: {primary['replicates']} confirmatory "
+                   f"replicates: {primary['params_change']}.")
+    every = plan.get("all_undecided")
+    if every and every["replicates"] is not None:
+        out.append(f"- Every undecided comparison: {every['replicates']} (median "
+                   f"{every['median']:g}): {every['params_change']}.")
+    elif every:
+        out.append(f"- {every['unreachable']} undecided comparisons cannot be planned (no SD "
+                   f"from a single replicate, or beyond the planner's cap); the median of the "
+                   f"others is {_num(every['median'], 'g')}.")
+    return out + ["", "Per comparison: the \"replicates to decide\" column of each test set's "
+                  "comparison table.", ""]
+
+
+def comparisons_table(results: dict[str, Any], test_set: str,
+                      pilot: dict[str, Any] | None = None) -> str:
+    """Markdown: the grid family on one test set, smallest adjusted p-value first; with the
+    pilot's exploratory verdicts (``summary["pilot"]["exploratory"]``) in a last column."""
     rows = []
     for strategy, by_ratio in results.items():
         for ratio, entry in by_ratio.items():
             g = entry[test_set]["gain_vs_baseline"]
             if g["family"] == "grid":
                 rows.append((g["p_value_holm"], strategy, ratio, g))
-    lines = ["| strategy | ratio | gain [interval] | p (t) | p (Holm) | p (sign-flip) | verdict |",
-             "|---|---|---|---|---|---|---|"]
-    for _, strategy, ratio, g in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
-        verdict = ("**distinguishable**" if g["distinguishable_from_zero"] else
-                   "only uncorrected" if g["distinguishable_uncorrected"] else "–")
-        ratio = "synthetic only" if ratio == SYNTHETIC else f"{ratio}x"
+    lines = ["| strategy | ratio | gain [interval] | p (t) | p (Holm) | p (sign-flip) | "
+             "distinguishable | p (TOST, Holm) | verdict | replicates to decide |"
+             + (" pilot (exploratory) |" if pilot else ""),
+             "|" + "---|" * (11 if pilot else 10)]
+    for _, strategy, raw_ratio, g in sorted(rows, key=lambda r: (r[0], r[1], r[2])):
+        distinguishable = ("**distinguishable**" if g["distinguishable_from_zero"] else
+                           "only uncorrected" if g["distinguishable_uncorrected"] else "–")
+        verdict = g["verdict"] + (" (within margin)" if g["within_margin"]
+                                  and g["verdict"] != "equivalent" else "")
+        ratio = "synthetic only" if raw_ratio == SYNTHETIC else f"{raw_ratio}x"
         lines.append(f"| {strategy} | {ratio} | {g['mean'] * 100:+.1f} "
                      f"[{g['ci_low'] * 100:+.1f}, {g['ci_high'] * 100:+.1f}] | "
                      f"{_pvalue(g['p_value_t'])} | {_pvalue(g['p_value_holm'])} | "
-                     f"{_pvalue(g['p_value_sign_flip'])} | {verdict} |")
+                     f"{_pvalue(g['p_value_sign_flip'])} | {distinguishable} | "
+                     f"{_pvalue(g['p_value_tost_holm'])} | {verdict} | {_planned(g)} |"
+                     + (f" {_explored(pilot, strategy, raw_ratio, test_set)} |" if pilot else ""))
     return "\n".join(lines)
+
+
+def _explored(pilot: dict[str, Any], strategy: str, ratio: str, test_set: str) -> str:
+    e = pilot.get(strategy, {}).get(ratio, {}).get(test_set)
+    return "–" if e is None else f"{e['verdict']} ({e['mean'] * 100:+.1f})"
+
+
+def _planned(g: dict[str, Any]) -> str:
+    plan = g.get("planned")
+    if plan is None:
+        return "–"
+    if plan["replicates"] is None:
+        return "beyond reach" if plan["sd"] is not None else "–"
+    return f"{plan['replicates']} ({plan['difference']} / {plan['equivalence']})"
 
 
 def _pvalue(p: float | None) -> str:
@@ -577,8 +933,11 @@ def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
         if grid is not None:
             out += [f"Comparisons with the baseline on {test_set}: {grid['comparisons']}; "
                     f"distinguishable after Holm: {grid['distinguishable']} (before correction: "
-                    f"{grid['distinguishable_uncorrected']}).", "",
-                    comparisons_table(summary["results"], test_set), ""]
+                    f"{grid['distinguishable_uncorrected']}). Verdicts: {grid['helps']} helps, "
+                    f"{grid['hurts']} hurts, {grid['equivalent']} equivalent, "
+                    f"{grid['undecided']} undecided.", "",
+                    comparisons_table(summary["results"], test_set,
+                                      (summary.get("pilot") or {}).get("exploratory")), ""]
     return out
 
 
@@ -740,10 +1099,24 @@ def _scorer_section(scorer: dict[str, Any]) -> list[str]:
             f"{scorer.get('best_epoch')} of {scorer.get('epochs_run')}). Temperature scaling on "
             f"the validation split ({cal['n']} images): T = {cal['temperature']:.2f}; expected "
             f"calibration error {b['ece']:.3f} -> {a['ece']:.3f}, negative log-likelihood "
-            f"{b['nll']:.3f} -> {a['nll']:.3f}. The confidence that the confidence, threshold "
+            f"{b['nll']:.3f} -> {a['nll']:.3f}, {_calibration_measured(cal)}. The confidence that the confidence, threshold "
             f"and combined strategies rank and threshold is the calibrated probability. In the "
             f"reliability diagram below, bars on the diagonal mean a confidence of p is right a "
             f"fraction p of the time; bars below it, an over-confident scorer.", ""]
+
+
+def _calibration_measured(cal: dict[str, Any]) -> str:
+    """Where the scorer's 'after' figures were measured (older metrics files lack the key)."""
+    if str(cal.get("measured_on", "")).startswith("out-of-fold"):
+        return ("the 'after' measured out-of-fold (the validation split halved, seeded and "
+                "class-stratified; each half's images scaled by the temperature fitted on the "
+                "other half, so no image is scored by a fit that saw it)")
+    return ("the 'after' measured in sample, on the images the temperature was fitted on "
+            "(flattering)")
+
+
+def _points(delta: float) -> str:
+    return f"{delta:g} accuracy point" + ("" if delta == 1 else "s")
 
 
 def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list[str]:

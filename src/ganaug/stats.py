@@ -148,3 +148,176 @@ def real_equivalent(sizes: Sequence[float], fitted: Sequence[float], mean: float
         size, where = invert_curve(sizes, fitted, acc)
         out[name] = {"real_per_class": size, "where": where}
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Verdicts: difference (paired t), equivalence (TOST), and how many replicates would decide
+# --------------------------------------------------------------------------------------------
+
+HELPS, HURTS, EQUIVALENT, UNDECIDED = "helps", "hurts", "equivalent", "undecided"
+VERDICTS = (HELPS, HURTS, EQUIVALENT, UNDECIDED)
+# The planner stops here: a comparison that needs more replicates than this is, for a study of
+# trained classifiers, out of reach; it reports None rather than an absurd number.
+MAX_PLANNED_REPLICATES = 10_000
+
+
+def _finite_diffs(diffs: Sequence[float], what: str) -> np.ndarray:
+    d = np.asarray(diffs, dtype=np.float64)
+    if not np.all(np.isfinite(d)):
+        raise ValueError(f"{what}: the per-replicate differences must be finite, got {d.tolist()}")
+    return d
+
+
+def tost_pvalue(diffs: Sequence[float], margin: float) -> float | None:
+    """Two one-sided t-tests (TOST) of ``-margin < mean(diffs) < margin``: the larger of the
+    p-values of H0 "mean <= -margin" and H0 "mean >= margin" (None below two values).
+
+    Rejecting both one-sided nulls at alpha shows equivalence at alpha (Schuirmann 1987): the
+    (1 - 2 alpha) interval lies inside (-margin, margin). Identical differences give the limits
+    of the test: 0 strictly inside the margin, 1 on or outside it.
+    """
+    from scipy import stats
+
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"tost_pvalue: margin must be a positive finite number, got {margin}")
+    d = _finite_diffs(diffs, "tost_pvalue")
+    n = len(d)
+    if n < 2:
+        return None
+    mean, std = float(d.mean()), float(d.std(ddof=1))
+    if std == 0.0:
+        return 0.0 if -margin < mean < margin else 1.0
+    se = std / math.sqrt(n)
+    p_lower = stats.t.sf((mean + margin) / se, n - 1)  # H0: mean <= -margin
+    p_upper = stats.t.cdf((mean - margin) / se, n - 1)  # H0: mean >= margin
+    return float(max(p_lower, p_upper))
+
+
+def decide(mean: float, p_difference: float | None, p_equivalence: float | None,
+           alpha: float) -> tuple[str, bool | None]:
+    """``(verdict, within_margin)`` from a comparison's (already corrected) p-values.
+
+    ``helps``/``hurts``: the difference test rejects "no change", by the sign of the mean gain.
+    ``equivalent``: only the equivalence test rejects "the gain is at least the margin".
+    Both rejecting means a real but small effect: the verdict keeps the direction (it is the
+    stronger, falsifiable claim, and "equivalent" would hide a consistent loss) and
+    ``within_margin`` is True, so a reader can still call it negligible. ``within_margin`` is
+    None where the equivalence test did not reject. No p-value (one replicate): ``undecided``.
+    """
+    within = None if p_equivalence is None or not p_equivalence < alpha else True
+    if p_difference is not None and p_difference < alpha and mean != 0.0:
+        return (HELPS if mean > 0 else HURTS), within
+    if within:
+        return EQUIVALENT, True
+    return UNDECIDED, None
+
+
+def t_test_power(n: int, effect: float, sd: float, alpha: float) -> float:
+    """Power of the two-sided one-sample (paired) t-test at level ``alpha`` with ``n`` values
+    when the true mean is ``effect`` and the SD ``sd`` (noncentral t, exact)."""
+    from scipy import stats
+
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = effect * math.sqrt(n) / sd
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def tost_power(n: int, true_gain: float, sd: float, margin: float, alpha: float) -> float:
+    """Power of TOST (each one-sided test at ``alpha``) with ``n`` values, exact.
+
+    Given the sample SD ``s``, TOST rejects when ``|mean| < margin - t_crit s / sqrt(n)``; the
+    mean is normal and ``(n-1) s^2 / sd^2`` chi-square with n-1 degrees of freedom, independent,
+    so the power is one integral over ``s`` (no bivariate noncentral t needed).
+    """
+    from scipy import integrate, stats
+
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha, df)
+    se_true = sd / math.sqrt(n)
+    # Rejection needs margin - crit * s / sqrt(n) > 0, i.e. s below this.
+    s_max = margin * math.sqrt(n) / crit
+
+    def given_s(s: float) -> float:
+        half = margin - crit * s / math.sqrt(n)
+        p = (stats.norm.cdf((half - true_gain) / se_true)
+             - stats.norm.cdf((-half - true_gain) / se_true))
+        # density of s: (n-1) s^2 / sd^2 ~ chi2(df)
+        q = df * s * s / (sd * sd)
+        return p * stats.chi2.pdf(q, df) * 2 * df * s / (sd * sd)
+
+    value, _ = integrate.quad(given_s, 0.0, s_max, limit=200)
+    return float(min(1.0, max(0.0, value)))
+
+
+def _smallest_n(power_at: Any, power: float) -> int | None:
+    """The smallest n >= 2 with ``power_at(n) >= power`` (power rises with n), or None above
+    :data:`MAX_PLANNED_REPLICATES`."""
+    hi = 2
+    while power_at(hi) < power:
+        if hi >= MAX_PLANNED_REPLICATES:
+            return None
+        hi = min(2 * hi, MAX_PLANNED_REPLICATES)
+    lo = max(2, hi // 2)
+    if power_at(lo) >= power:
+        return lo
+    while hi - lo > 1:  # power_at(lo) < power <= power_at(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if power_at(mid) < power else (lo, mid)
+    return hi
+
+
+def replicates_for_difference(effect: float, sd: float, alpha: float,
+                              power: float = 0.8) -> int | None:
+    """Replicates the two-sided paired t-test at ``alpha`` needs to detect a true gain
+    ``effect`` with probability ``power`` when the per-replicate differences have SD ``sd``.
+
+    Textbook check: effect / sd = 0.5, alpha 0.05, power 0.8 gives 34 (G*Power: 33.4 rounded
+    up). SD 0 needs the minimum, 2; an effect of 0 cannot be detected (None).
+    """
+    _planning_inputs(sd, alpha, power)
+    if effect == 0.0:
+        return None
+    if sd == 0.0:
+        return 2
+    return _smallest_n(lambda n: t_test_power(n, abs(effect), sd, alpha), power)
+
+
+def replicates_for_equivalence(margin: float, sd: float, alpha: float, power: float = 0.8,
+                               true_gain: float = 0.0) -> int | None:
+    """Replicates TOST at ``alpha`` needs to show ``|gain| < margin`` with probability
+    ``power`` when the true gain is ``true_gain`` and the differences have SD ``sd`` (None: not
+    reachable, e.g. a true gain on or outside the margin)."""
+    _planning_inputs(sd, alpha, power)
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be a positive finite number, got {margin}")
+    if abs(true_gain) >= margin:
+        return None
+    if sd == 0.0:
+        return 2
+    return _smallest_n(lambda n: tost_power(n, true_gain, sd, margin, alpha), power)
+
+
+def _planning_inputs(sd: float, alpha: float, power: float) -> None:
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"the SD of the differences must be finite and >= 0, got {sd}")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha} and {power}")
+
+
+def wilson_interval(successes: int, n: int, level: float) -> tuple[float, float] | None:
+    """Wilson score interval of a proportion ``successes / n`` (None for n = 0).
+
+    Chosen over Clopper-Pearson, whose guaranteed coverage makes it much wider than the level
+    at the handful of replicates a study has; Wilson's coverage is close to the level on average
+    and it never leaves [0, 1].
+    """
+    from scipy import stats
+
+    if n == 0:
+        return None
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -221,6 +221,7 @@ def _cross_checks(params: Mapping[str, Any], parsed: dict[str, Any], where: str)
         if target == data.source:
             raise ParamsError(f"{where}: study.targets: {target!r} is the source (data.source); "
                               f"its test split is evaluated already")
+    _check_primary(study, data, parsed.get("generate"), where)
     select = parsed.get("select", {})
     needed = [(s, "study.strategies") for s in study.strategies]
     refine: RefineConfig | None = parsed.get("refine")
@@ -249,6 +250,23 @@ def _cross_checks(params: Mapping[str, Any], parsed: dict[str, Any], where: str)
             if start != REFINE_BASE and start not in refine.rounds:
                 raise ParamsError(f"{where}: refine.rounds.{name}: starts from unknown round "
                                   f"{start!r}")
+
+
+def _check_primary(study: StudyConfig, data: DataConfig, generate: GenerateConfig | None,
+                   where: str) -> None:
+    """The primary comparison's test set must be one the report will have (its strategy and
+    ratio are checked by StudyConfig itself)."""
+    primary = study.primary_comparison
+    if primary is None:
+        return
+    test_sets = [data.source, *study.targets]
+    # The evaluate stage adds these two when the pool has a held-out synthetic test set.
+    if generate is None or generate.test_per_class > 0:
+        test_sets += list(RESERVED_DATASET_NAMES)
+    if primary.test_set not in test_sets:
+        raise ParamsError(f"{where}: study.primary.test_set: {primary.test_set!r} is not a test "
+                          f"set of this study; expected one of {', '.join(test_sets)} (the "
+                          f"source's test split is named after data.source)")
 
 
 # --------------------------------------------------------------------------------------------
