@@ -1,6 +1,7 @@
 """External files: fetched (or found in torch's hub cache), checked against a sha256, written
-atomically; offline and mismatch errors say what to do. Everything here is local (file:// URLs or
-a replaced downloader): no test touches the network."""
+atomically; offline and mismatch errors say what to do. Everything here is local (file:// URLs, a
+replaced downloader, or an HTTP server on 127.0.0.1 that the test starts): no test touches the
+network."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -189,6 +193,150 @@ def test_a_server_that_never_answers_times_out_and_leaves_nothing(tmp_path, monk
 
 
 # ------------------------------------------------------------------------------------------
+# Over HTTP (pooch's HTTPDownloader), against a server on 127.0.0.1
+# ------------------------------------------------------------------------------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """/releases/: the file; /redirect/: a 302 to it (GitHub's release URLs redirect);
+    /missing/: 404; /truncated/: half the promised bytes, then the connection closes;
+    /stall/: half the promised bytes, then silence until the test ends."""
+
+    stall: threading.Event
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        route = self.path.split("/")[1]
+        if route == "redirect":
+            self.send_response(302)
+            self.send_header("Location", self.path.replace("/redirect/", "/releases/", 1))
+            self.end_headers()
+            return
+        if route not in ("releases", "truncated", "stall"):
+            self.send_error(404, "Not Found")
+            return
+        # The stalled body is larger than the 1 MiB chunks that the download writes, so that
+        # part of it reaches the disk before the silence.
+        body = CONTENT * 150 if route == "stall" else CONTENT
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if route == "releases":
+            self.wfile.write(body)
+            return
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        if route == "stall":
+            self.stall.wait(60)
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+@pytest.fixture
+def http_url():
+    """Base URL of a local HTTP server (see _Handler for its routes)."""
+    handler = type("Handler", (_Handler,), {"stall": threading.Event()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    handler.stall.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("route", ["releases", "redirect"])
+@pytest.mark.parametrize("digest", [DIGEST, DIGEST[:8]], ids=["full", "prefix"])
+def test_an_http_download_is_verified_and_written(tmp_path, http_url, route, digest):
+    dest = tmp_path / "out" / "w.pth"
+    fetch_file("w", f"{http_url}/{route}/{NAME}", digest, dest, search_dirs=[tmp_path / "cache"])
+    assert dest.read_bytes() == CONTENT
+    assert leftovers(dest.parent) == ["w.pth"]  # pooch's temporary file and folder are gone
+
+
+@pytest.mark.parametrize("digest", ["0" * 64, "0" * 8], ids=["full", "prefix"])
+def test_an_http_digest_mismatch_is_one_line_naming_url_and_both_digests(
+        tmp_path, http_url, digest):
+    url = f"{http_url}/releases/{NAME}"
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(ExternalFileError, match="sha256 mismatch") as err:
+        fetch_file("w", url, digest, dest, search_dirs=[])
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert not isinstance(err.value, ExternalFileUnavailable)
+    for part in (url, NAME, digest, DIGEST):
+        assert part in msg, part
+    assert leftovers(dest.parent) == []
+
+
+@pytest.mark.parametrize("route, says", [
+    ("missing", "404"),
+    ("truncated", "IncompleteRead"),
+], ids=["http404", "truncated"])
+def test_http_errors_say_where_to_place_the_file(tmp_path, http_url, route, says):
+    url = f"{http_url}/{route}/{NAME}"
+    dirs = [tmp_path / "cache"]
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(ExternalFileUnavailable) as err:
+        fetch_file("w", url, DIGEST, dest, search_dirs=dirs)
+    msg = str(err.value)
+    for part in (says, url, NAME, str(dirs[0]), DIGEST):
+        assert part in msg, part
+    assert leftovers(dest.parent) == []
+
+
+def test_a_refused_connection_says_where_to_place_the_file(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/releases/{NAME}"
+    dest = tmp_path / "out" / "w.pth"
+    with pytest.raises(ExternalFileUnavailable, match="Connection refused") as err:
+        fetch_file("w", url, DIGEST, dest, search_dirs=[tmp_path / "cache"])
+    assert url in str(err.value) and str(tmp_path / "cache") in str(err.value)
+    assert leftovers(dest.parent) == []
+
+
+@pytest.mark.parametrize("url", [f"ftp://127.0.0.1/{NAME}", f"s3://bucket/{NAME}", NAME])
+def test_a_url_scheme_other_than_http_or_file_is_refused_before_any_transfer(
+        tmp_path, no_download, url):
+    with pytest.raises(ValueError, match=r"url: expected an http\(s\):// or file:// URL"):
+        fetch_file("w", url, DIGEST, tmp_path / "w.pth", search_dirs=[])
+    assert leftovers(tmp_path) == []
+
+
+def test_a_download_killed_midway_leaves_no_dest_and_the_next_fetch_cleans_up(
+        tmp_path, http_url):
+    """pooch writes to a temporary file and moves it only when complete; a SIGKILL mid-transfer
+    leaves that temporary file in the private staging folder, never at ``dest``, and the next
+    fetch of ``dest`` removes the folder."""
+    out = tmp_path / "out"
+    dest = out / "w.pth"
+    code = ("import sys; from ganaug.external import fetch_file; "
+            "fetch_file('w', sys.argv[1], sys.argv[2], sys.argv[3], search_dirs=[])")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT / "src"), GANAUG_DOWNLOAD_TIMEOUT="60")
+    proc = subprocess.Popen([sys.executable, "-c", code, f"{http_url}/stall/{NAME}", DIGEST,
+                             str(dest)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.is_file() and p.stat().st_size > 0 for p in out.glob(".w.pth.*.tmp/*")):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not dest.exists()
+    assert [p.name.startswith(".w.pth.") for p in out.iterdir()] == [True]
+    fetch_file("w", f"{http_url}/releases/{NAME}", DIGEST, dest, search_dirs=[])
+    assert dest.read_bytes() == CONTENT
+    assert leftovers(out) == ["w.pth"]
+
+
+# ------------------------------------------------------------------------------------------
 # The stage, through its real entry point
 # ------------------------------------------------------------------------------------------
 
@@ -207,6 +355,13 @@ def test_stage_fetches_a_file_url(tmp_path, remote):
     proc = run_fetch(tmp_path, remote.as_uri(), DIGEST)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "models" / "inception.pth").read_bytes() == CONTENT
+
+
+def test_stage_fetches_over_http_and_logs_in_its_own_words(tmp_path, http_url):
+    proc = run_fetch(tmp_path, f"{http_url}/redirect/{NAME}", DIGEST)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "models" / "inception.pth").read_bytes() == CONTENT
+    assert "known_hash" not in proc.stderr  # pooch's advice to its own users is hushed
 
 
 def test_stage_fails_cleanly_on_a_digest_mismatch(tmp_path, remote):

@@ -4,19 +4,34 @@
 A copy already in torch's hub cache (where pytorch-fid, torch-fidelity and torchvision keep their
 downloads) is used before the network, so a machine that ran pytorch-fid once needs no download,
 and an offline machine needs only the file placed there by hand. Nothing runs at import time.
-"""
 
+The transfer and the hash check are pooch's (``pooch.retrieve`` with ``pooch.HTTPDownloader``):
+pooch streams into a temporary file, checks the digest, and only then moves the file into place.
+Three things pooch does not do are done here, around it:
+
+- a digest given as a prefix (8 to 63 hex digits, torch.hub's convention) is checked here after
+  pooch's transfer, because pooch compares whole digests only; full digests are pooch's check;
+- ``file://`` URLs and the search directories are copied by a downloader of ours handed to pooch
+  (pooch has no ``file://`` downloader), and pooch has no notion of several cache directories;
+- pooch's temporary file sits next to its target and a kill leaves it there, so pooch works in a
+  private folder named like :func:`ganaug.io.atomic_path`'s temporaries, and the next fetch of
+  the same destination removes what a killed run left.
+"""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
 import os
 import re
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from pydantic.dataclasses import dataclass
 
@@ -110,27 +125,83 @@ def fetch_file(name: str, url: str, sha256: str, dest: str | Path,
     dirs = [Path(d) for d in (default_search_dirs() if search_dirs is None else search_dirs)]
     dest = Path(dest)
     local = next((d / file_name for d in dirs if (d / file_name).is_file()), None)
-    with atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp, _staging_dir(dest) as stage:
         if local is not None:
             log.info("%s: using %s (found locally; no download)", name, local)
-            actual = _copy_hashing(local, tmp)
-            _check(actual, expected, f"{name}: {local}")
+            got = _retrieve(local.as_uri(), expected, file_name, stage, _copy_file_url,
+                            f"{name}: {local}")
         else:
             log.info("%s: downloading %s", name, url)
-            _download(name, url, tmp, file_name, expected, dirs)
-            _check(sha256_file(tmp), expected, f"{name}: {file_name} downloaded from {url}")
+            try:
+                # Looked up at call time, so that tests can replace the transfer.
+                got = _retrieve(url, expected, file_name, stage,
+                                lambda u, dst: download_to_file(u, dst),
+                                f"{name}: {file_name} downloaded from {url}")
+            except (OSError, http.client.HTTPException) as exc:
+                raise _unavailable(name, url, file_name, expected, dirs, exc) from None
+        os.replace(got, tmp)
     log.info("%s: wrote %s (sha256 verified)", name, dest)
     return dest
 
 
-def _copy_hashing(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` and return the sha256 of the bytes written."""
-    h = hashlib.sha256()
-    with src.open("rb") as fin, dst.open("wb") as fout:
-        for chunk in iter(lambda: fin.read(_CHUNK), b""):
-            h.update(chunk)
-            fout.write(chunk)
-    return h.hexdigest()
+@contextlib.contextmanager
+def _staging_dir(dest: Path) -> Iterator[Path]:
+    """A private folder next to ``dest`` for pooch to download into, removed afterwards.
+
+    Named ``.<dest name>.XXXXXXXX.tmp`` like atomic_path's temporaries, so the folder (and pooch's
+    half-written temporary file in it) that a killed run leaves is removed by the next
+    ``atomic_path(dest)``, i.e. the next fetch of ``dest``.
+    """
+    stage = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _retrieve(source: str, expected: str, file_name: str, stage: Path,
+              transfer: Callable[[str, Path], None], what: str) -> Path:
+    """pooch.retrieve ``source`` into ``stage / file_name``, checked against ``expected``.
+
+    A digest mismatch is an ExternalFileError naming ``what`` and both digests. Transfer errors
+    (OSError, requests' errors, which are OSErrors) propagate for the caller to explain.
+    """
+    import pooch
+
+    actual: list[str] = []
+
+    def downloader(url: str, output_file: str, _pooch: object) -> None:
+        transfer(url, Path(output_file))
+        # pooch's mismatch error does not hand back the digest; the message names it.
+        actual.append(sha256_file(output_file))
+
+    # pooch compares whole digests: a prefix is checked below instead.
+    known_hash = f"sha256:{expected}" if len(expected) == 64 else None
+    try:
+        with _quiet_pooch():
+            got = Path(pooch.retrieve(source, known_hash, fname=file_name, path=stage,
+                                      downloader=downloader))
+    except ValueError:
+        if actual:
+            _check(actual[0], expected, what)
+        raise
+    _check(actual[0], expected, what)
+    return got
+
+
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """Hush pooch's own INFO lines ("Downloading data from ...", "use this value as known_hash")
+    while it works: this module logs what happens, in its own words."""
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _check(actual: str, expected: str, what: str) -> None:
@@ -147,34 +218,34 @@ DOWNLOAD_TIMEOUT = 60.0
 
 
 def download_to_file(url: str, dst: Path, timeout: float | None = None) -> None:
-    """Stream ``url`` into ``dst``, giving up when connecting or any read waits longer than
-    ``timeout`` seconds (``TimeoutError``). Writes nothing else: the caller's atomic temporary
-    file is the only file, so a failed or killed download leaves nothing behind."""
-    import urllib.request
-
-    from tqdm import tqdm
+    """Transfer ``url`` into ``dst``: http(s) with ``pooch.HTTPDownloader`` (requests), giving
+    up when connecting or any read waits longer than ``timeout`` seconds (requests' ``Timeout``,
+    an OSError), and ``file://`` by a local copy. ``dst`` is pooch's temporary file; nothing else
+    is written."""
+    if urlparse(url).scheme == "file":
+        _copy_file_url(url, dst)
+        return
+    import pooch
 
     if timeout is None:
         timeout = float(os.environ.get("GANAUG_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT))
-    request = urllib.request.Request(url, headers={"User-Agent": "ganaug"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, dst.open("wb") as f:
-        total = response.headers.get("Content-Length")
-        with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                  disable=not sys.stderr.isatty(), desc=dst.name) as bar:
-            for chunk in iter(lambda: response.read(_CHUNK), b""):
-                f.write(chunk)
-                bar.update(len(chunk))
+    # pooch's default chunk is 1 KiB, written and flushed one by one: slow for 100 MB of weights.
+    http_get = pooch.HTTPDownloader(progressbar=sys.stderr.isatty(), chunk_size=_CHUNK,
+                                    timeout=timeout, headers={"User-Agent": "ganaug"})
+    http_get(url, str(dst), None)
 
 
-def _download(name: str, url: str, dst: Path, file_name: str, expected: str,
-              dirs: list[Path]) -> None:
-    try:
-        download_to_file(url, dst)
-    except (OSError, http.client.HTTPException) as exc:  # URLError, HTTPError, socket errors
-        where = ", ".join(str(d) for d in dirs) or "(no search directories given)"
-        raise ExternalFileUnavailable(
-            f"{name}: cannot download {url} ({type(exc).__name__}: {exc}). Offline? Download "
-            f"{file_name} on a machine with network access and place it, under that exact name, "
-            f"in one of these directories: {where} (torch's hub cache; set TORCH_HOME to move "
-            f"it), then rerun. Its sha256 is checked against {expected} either way"
-        ) from None
+def _copy_file_url(url: str, dst: Path) -> None:
+    """The downloader for ``file://`` URLs, which pooch has none for: a plain copy."""
+    shutil.copyfile(url2pathname(urlparse(url).path), dst)
+
+
+def _unavailable(name: str, url: str, file_name: str, expected: str, dirs: list[Path],
+                 exc: BaseException) -> ExternalFileUnavailable:
+    where = ", ".join(str(d) for d in dirs) or "(no search directories given)"
+    return ExternalFileUnavailable(
+        f"{name}: cannot download {url} ({type(exc).__name__}: {exc}). Offline? Download "
+        f"{file_name} on a machine with network access and place it, under that exact name, "
+        f"in one of these directories: {where} (torch's hub cache; set TORCH_HOME to move "
+        f"it), then rerun. Its sha256 is checked against {expected} either way"
+    )
