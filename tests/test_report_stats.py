@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ganaug import report as report_module
 from ganaug.io import DataFileError
 from ganaug.report import (
     collect,
@@ -33,6 +34,7 @@ from ganaug.stats import (
     invert_curve,
     isotonic,
     paired_t_pvalue,
+    real_equivalent,
     sign_flip_pvalue,
     smallest_sign_flip_pvalue,
 )
@@ -432,8 +434,31 @@ def test_invert_curve_on_a_known_monotone_curve():
     assert invert_curve(SIZES, CURVE, 0.49) == (None, "below")
 
 
-def test_invert_curve_on_a_plateau_takes_the_smallest_size():
-    assert invert_curve([10, 20, 40], [0.5, 0.7, 0.7], 0.7) == (20.0, "on")
+def test_invert_curve_on_a_flat_stretch_names_no_single_size():
+    """A flat stretch is reached at each of its sizes: reading off its smallest would call a
+    baseline trained on 6 images "worth 3", and a mix equal to it "worth -3" real images."""
+    assert invert_curve([3, 6, 12], [0.7, 0.7, 0.8], 0.7) == (None, "flat")
+    assert invert_curve([10, 20, 40], [0.5, 0.7, 0.7], 0.7) == (None, "flat")  # at the top
+    # Just off the stretch the curve is read as before: from its end, or up to its start.
+    size, where = invert_curve([3, 6, 12], [0.7, 0.7, 0.8], 0.75)
+    assert where == "on" and size == pytest.approx(6 * math.sqrt(2))
+    assert invert_curve([3, 6, 12], [0.6, 0.7, 0.7], 0.65)[1] == "on"
+    eq = real_equivalent([3, 6, 12], [0.7, 0.7, 0.8], 0.7, 0.65, 0.75)
+    assert eq["mean"] == {"real_per_class": None, "where": "flat", "flat_between": [3.0, 6.0]}
+    assert eq["ci_high"]["where"] == "on" and eq["ci_low"]["where"] == "below"
+
+
+def test_a_mix_on_a_flat_stretch_is_not_given_a_worth_in_real_images():
+    curve = {"digits": {str(n): {"real_per_class": n, "fitted": f}
+                        for n, f in ((3, 0.7), (6, 0.7), (12, 0.8))}}
+    acc = {"mean": 0.7, "ci_low": 0.69, "ci_high": 0.71}
+    results = {"none": {"0": {"digits": {"accuracy": acc}}},
+               "random": {"1": {"digits": {"accuracy": acc}}}}
+    eq = real_equivalents(results, curve, real_per_class=6)
+    assert eq["random"]["1"]["digits"]["synthetic_worth"]["mean"] is None
+    text = report_module._headline(eq, "digits", 6, 12)
+    assert "flat stretch" in text and "from 3 to 6 real images" in text
+    assert "worth about" not in text and "-3" not in text
 
 
 def test_invert_curve_refuses_a_curve_it_cannot_read():
@@ -455,12 +480,13 @@ def test_isotonic_pools_adjacent_violators():
 def test_a_noisy_curve_is_read_through_its_isotonic_fit():
     """Measured 0.5, 0.7, 0.6, 0.8 at 10, 20, 40, 80: read raw, 0.7 would be worth 20 real images
     although 40 scored less; the fit (0.5, 0.65, 0.65, 0.8) puts 0.7 a third of the way from 40
-    to 80 in log size, and 0.65 at 20, the first size that reaches it."""
+    to 80 in log size; 0.65 is the level of the pooled stretch from 20 to 40, which no one size
+    stands for."""
     sizes = [10, 20, 40, 80]
     fitted = isotonic([0.5, 0.7, 0.6, 0.8])
     size, _ = invert_curve(sizes, fitted, 0.7)
     assert size == pytest.approx(40 * 2 ** (1 / 3))
-    assert invert_curve(sizes, fitted, fitted[1]) == (20.0, "on")
+    assert invert_curve(sizes, fitted, fitted[1]) == (None, "flat")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from ganaug.io import DataFileError, load_json
 from ganaug.stats import (
     BELOW,
     BEYOND,
+    FLAT,
     UNDECIDED,
     VERDICTS,
     decide,
@@ -952,6 +953,9 @@ def _equivalent_point(point: dict[str, Any]) -> str:
     """One end of a real-image equivalent: a number of real images per class, or a flag."""
     if point["where"] is None:
         return "–"
+    if point["where"] == FLAT:
+        lo, hi = point["flat_between"]
+        return f"{_size(lo)}–{_size(hi)} (flat)"
     return _size(point["real_per_class"]) if point["real_per_class"] is not None else point["where"]
 
 
@@ -1016,6 +1020,11 @@ def _headline(equivalents: dict[str, Any], test_set: str, real_per_class: int | 
                        f"add larger sizes to `study.real_sizes` to measure how much more.")
     if point["where"] == BELOW:
         return text + ", less than the curve's smallest size reaches."
+    if point["where"] == FLAT:
+        lo, hi = (_size(v) for v in point["flat_between"])
+        return text + (f", the level of a flat stretch of the learning curve: from {lo} to {hi} "
+                       f"real images per class the real-only models reach the same accuracy, so "
+                       f"the curve cannot say how many real images this is worth.")
     text += f", as much as {_size(point['real_per_class'])} real images per class"
     if eq["ci_low"]["where"] is not None:
         text += f" [{_equivalent_point(eq['ci_low'])}, {_equivalent_point(eq['ci_high'])}]"

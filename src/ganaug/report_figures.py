@@ -213,12 +213,13 @@ def real_equivalent_figure(curve: dict, equivalents: dict, path: str | Path) -> 
 
 def _place(ax, strategy: str, by_ratio: dict, test_set: str, sizes: list[int], color) -> None:
     """One strategy's models on a learning-curve panel, each labelled with its ratio."""
-    marker = {"on": "o", "beyond": ">", "below": "<"}
+    marker = {"on": "o", "beyond": ">", "below": "<", "flat": "s"}
     label = "real only (baseline)" if strategy == "none" else strategy
     for ratio, by_test in by_ratio.items():
         eq = by_test[test_set]
         where = eq["mean"]["where"]
-        x = {"on": eq["mean"]["real_per_class"], "beyond": sizes[-1], "below": sizes[0]}[where]
+        x = {"on": eq["mean"]["real_per_class"], "beyond": sizes[-1], "below": sizes[0],
+             "flat": (eq["mean"].get("flat_between") or [None, None])[-1]}[where]
         ax.scatter([x], [eq["accuracy"]], color=color, marker=marker[where], s=30, label=label,
                    zorder=3)
         label = None  # one legend entry per strategy

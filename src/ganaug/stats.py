@@ -16,8 +16,9 @@ import numpy as np
 # cheap, and the t-test (which drives the verdicts anyway) is then well founded.
 MAX_EXACT_SIGN_FLIP = 20
 
-# Where a mix's accuracy falls against the real-only learning curve.
-ON, BEYOND, BELOW = "on", "beyond", "below"
+# Where a mix's accuracy falls against the real-only learning curve; FLAT: on a stretch where
+# the fit does not rise, which every size of that stretch reaches, so it names no one size.
+ON, BEYOND, BELOW, FLAT = "on", "beyond", "below", "flat"
 
 
 def paired_t_pvalue(diffs: Sequence[float]) -> float | None:
@@ -117,7 +118,8 @@ def invert_curve(sizes: Sequence[float], fitted: Sequence[float],
     :func:`isotonic`); between two sizes the curve is linear in log(size). Returns
     ``(size, "on")``, or ``(None, "beyond")`` when the accuracy is above the curve's top, or
     ``(None, "below")`` when it is below the curve's bottom: the curve says nothing there, and
-    extrapolating a learning curve is guesswork.
+    extrapolating a learning curve is guesswork; or ``(None, "flat")`` when the accuracy is the
+    level of a flat stretch of the fit (see :func:`flat_stretch`): no one size is its equivalent.
     """
     s = np.asarray(sizes, dtype=np.float64)
     f = np.asarray(fitted, dtype=np.float64)
@@ -128,12 +130,25 @@ def invert_curve(sizes: Sequence[float], fitted: Sequence[float],
         return None, BELOW
     if accuracy > f[-1]:
         return None, BEYOND
+    if len(flat_stretch(s, f, accuracy)) > 1:
+        return None, FLAT
     j = int(np.argmax(f >= accuracy))  # the first size whose fit reaches the accuracy
     if j == 0 or f[j] == accuracy:
         return float(s[j]), ON
     lo, hi = math.log(s[j - 1]), math.log(s[j])
     frac = (accuracy - f[j - 1]) / (f[j] - f[j - 1])
     return float(math.exp(lo + frac * (hi - lo))), ON
+
+
+def flat_stretch(sizes: Sequence[float], fitted: Sequence[float], accuracy: float) -> list[float]:
+    """The sizes at which the fitted curve equals ``accuracy`` (up to rounding): more than one
+    means the accuracy lies on a flat stretch, which the curve reaches at each of those sizes.
+    Reading off the smallest of them would call a model trained on the stretch's largest size
+    "worth" its smallest (a baseline of 6 images "worth 3"), and a mix equal to it worth a
+    negative number of real images."""
+    f = np.asarray(fitted, dtype=np.float64)
+    return [float(x) for x, y in zip(sizes, f, strict=True)
+            if abs(y - accuracy) <= 1e-12 * max(1.0, abs(accuracy))]
 
 
 def real_equivalent(sizes: Sequence[float], fitted: Sequence[float], mean: float,
@@ -147,6 +162,9 @@ def real_equivalent(sizes: Sequence[float], fitted: Sequence[float], mean: float
             continue
         size, where = invert_curve(sizes, fitted, acc)
         out[name] = {"real_per_class": size, "where": where}
+        if where == FLAT:
+            stretch = flat_stretch(sizes, fitted, acc)
+            out[name]["flat_between"] = [stretch[0], stretch[-1]]
     return out
 
 
