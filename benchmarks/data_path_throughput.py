@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ganaug.config import TrainConfig
+from ganaug.configs.train import TrainConfig
 from ganaug.models import CLASSIFIERS
 from ganaug.runtime import Accel, generator
 from ganaug.training import _run_epoch

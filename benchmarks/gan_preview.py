@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import yaml
 
-from ganaug.config import GanConfig, parse
+from ganaug.configs.gan import GanConfig
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png
+from ganaug.params import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 FER = ROOT.parent / "shared" / "data" / "fer2013.npz"

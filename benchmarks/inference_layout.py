@@ -87,7 +87,8 @@ def main() -> None:
     p.add_argument("--inception", action="store_true")
     args = p.parse_args()
     from ganaug import scoring
-    from ganaug.config import GanConfig, ScoreConfig
+    from ganaug.configs.gan import GanConfig
+    from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
     from ganaug.gan import family_for
     from ganaug.gan.family import LoadedGan

@@ -84,7 +84,8 @@ def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
     import torch
 
     from ganaug import scoring
-    from ganaug.config import GanConfig, ScoreConfig
+    from ganaug.configs.gan import GanConfig
+    from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
     from ganaug.gan import family_for
     from ganaug.gan.family import LoadedGan

@@ -3,7 +3,7 @@ and a held-out synthetic test set."""
 
 from __future__ import annotations
 
-from ganaug.config import GenerateConfig
+from ganaug.configs.generate import GenerateConfig
 from ganaug.data import Prepared, load_prepared, save_prepared
 from ganaug.gan import load_gan
 from ganaug.pool import TEST_SEED_OFFSET, make_pool, make_test_set, pool_size_per_class

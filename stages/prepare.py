@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ganaug.config import DataConfig
+from ganaug.configs.data import DataConfig
 from ganaug.data import save_prepared
 from ganaug.data.prepare import parse_dataset_config, prepare
 from ganaug.stage import exit_with, load_section, parser, read_params

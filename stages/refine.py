@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.config import REFINE_BASE, GanConfig, GenerateConfig, RefineConfig, ScoreConfig
+from ganaug.configs.gan import GanConfig
+from ganaug.configs.generate import GenerateConfig
+from ganaug.configs.refine import REFINE_BASE, RefineConfig
+from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.gan.family import LoadedGan
@@ -39,7 +42,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    from ganaug.config import load_params
+    from ganaug.params import load_params
 
     strategy = load_params(args.params).get("refine", {}).get("strategy", "threshold")
     # Only this round's entry of refine.rounds: adding a round must not rerun the others.

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ganaug.config import RefineConfig, ReportConfig, StudyConfig
+from ganaug.configs.refine import RefineConfig
+from ganaug.configs.report import ReportConfig
+from ganaug.configs.study import StudyConfig
 from ganaug.io import atomic_path, load_json, save_json
 from ganaug.report import (
     BASELINE,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganaug.config import ScoreConfig
+from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.gan import load_gan

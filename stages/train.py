@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.config import ParamsError, TrainConfig
+from ganaug.configs.train import TrainConfig
 from ganaug.data import load_prepared
+from ganaug.errors import ParamsError
 from ganaug.io import DataFileError, load_npy
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ganaug.checkpoints import save_checkpoint
-from ganaug.config import GanConfig
+from ganaug.configs.gan import GanConfig
 from ganaug.data import load_prepared
 from ganaug.gan import family_for
 from ganaug.gan.train import progress_samples, train_gan

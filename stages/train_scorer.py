@@ -4,7 +4,7 @@ offline feature space for FID/KID."""
 from __future__ import annotations
 
 from ganaug.calibration import calibration_report
-from ganaug.config import ScorerConfig
+from ganaug.configs.train import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint

@@ -35,8 +35,8 @@ from urllib.request import url2pathname
 
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.io import DataFileError, atomic_path
+from ganaug.params import STRICT
 
 log = logging.getLogger(__name__)
 

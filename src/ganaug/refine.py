@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 from ganaug.checkpoints import save_checkpoint
-from ganaug.config import GanConfig, GenerateConfig, RefineConfig, ScoreConfig
+from ganaug.configs.gan import GanConfig
+from ganaug.configs.generate import GenerateConfig
+from ganaug.configs.refine import RefineConfig
+from ganaug.configs.score import ScoreConfig
 from ganaug.data import Prepared
 from ganaug.fid import compare
 from ganaug.gan.family import LoadedGan

@@ -27,7 +27,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     """
     import torch
 
-    from ganaug.config import check_device
+    from ganaug.params import check_device
 
     env = os.environ.get("GANAUG_DEVICE")
     where = "GANAUG_DEVICE" if env is not None else "params.yaml: device"
@@ -71,7 +71,7 @@ def set_threads(value: Any) -> int | None:
     reproduction on a smaller machine than the one that made the results cannot give them.
     """
     global _thread_limits
-    from ganaug.config import check_threads
+    from ganaug.params import check_threads
 
     try:
         threads = check_threads(value)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ganaug.config import parse, read_params
 from ganaug.errors import EnvironmentProblem, UserError
+from ganaug.params import parse, read_params
 from ganaug.runtime import setup_logging
 
 log = logging.getLogger("ganaug.stage")

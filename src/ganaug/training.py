@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ganaug.codedeps import code_fingerprint
-from ganaug.config import TrainConfig
+from ganaug.configs.train import TrainConfig
 from ganaug.errors import DataFileError, TrainingDiverged
 from ganaug.models import CLASSIFIERS
 from ganaug.resume import ResumeFile, discard_resume, fingerprint

@@ -19,24 +19,16 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from ganaug.config import (
-    REFINE_BASE,
-    DataConfig,
-    GanConfig,
-    GenerateConfig,
-    RefineConfig,
-    ReportConfig,
-    ScoreConfig,
-    ScorerConfig,
-    StudyConfig,
-    TrainConfig,
-    check_device,
-    check_name,
-    check_threads,
-    load_params,
-    parse,
-)
+from ganaug.configs.data import DataConfig
+from ganaug.configs.gan import GanConfig
+from ganaug.configs.generate import GenerateConfig
+from ganaug.configs.refine import REFINE_BASE, RefineConfig
+from ganaug.configs.report import ReportConfig
+from ganaug.configs.score import ScoreConfig
+from ganaug.configs.study import StudyConfig
+from ganaug.configs.train import ScorerConfig, TrainConfig
 from ganaug.errors import ParamsError
+from ganaug.params import check_device, check_name, check_threads, load_params, parse
 
 # Where dataset files must live: DVC tracks this folder as every prepare stage's dependency, so a
 # file anywhere else could change without `dvc status` noticing.

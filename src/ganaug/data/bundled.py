@@ -17,9 +17,9 @@ from typing import Literal
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.data.base import RawDataset, register_dataset
 from ganaug.data.classes import ClassOptions
+from ganaug.params import STRICT
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
 

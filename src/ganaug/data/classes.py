@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT, ParamsError
 from ganaug.data.base import RawDataset
+from ganaug.errors import ParamsError
 from ganaug.io import DataFileError
+from ganaug.params import STRICT
 
 log = logging.getLogger(__name__)
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.data.base import RawDataset, register_dataset
 from ganaug.data.classes import ClassOptions
 from ganaug.data.download import download_competition_file
 from ganaug.io import DataFileError
+from ganaug.params import STRICT
 
 if TYPE_CHECKING:
     import pandas as pd

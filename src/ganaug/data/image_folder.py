@@ -59,10 +59,10 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.data.base import RawDataset, register_dataset
 from ganaug.data.classes import ClassOptions
 from ganaug.io import DataFileError
+from ganaug.params import STRICT
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

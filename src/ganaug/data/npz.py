@@ -27,11 +27,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.data.arrays import Layout, to_labels, to_nchw_uint8
 from ganaug.data.base import RawDataset, register_dataset
 from ganaug.data.classes import ClassOptions
 from ganaug.io import DataFileError, load_npz
+from ganaug.params import STRICT
 
 SplitName = Literal["train", "val", "test", "drop"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ganaug.config import DataConfig, parse
+from ganaug.configs.data import DataConfig
 
 # Importing a kind's module registers it in DATASET_KINDS.
 from ganaug.data import bundled as _bundled  # noqa: F401
@@ -34,6 +34,7 @@ from ganaug.data import torchvision_datasets as _torchvision_datasets  # noqa: F
 from ganaug.data.base import DATASET_KINDS, SPLITS, Prepared, RawDataset, Reserve
 from ganaug.data.classes import apply_class_options, drop_duplicate_indices
 from ganaug.errors import ParamsError
+from ganaug.params import parse
 
 __all__ = ["DATASET_KINDS", "parse_dataset_config", "prepare", "scarce_subset",
            "stratified_split"]

@@ -16,11 +16,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.data.arrays import Layout, to_labels, to_nchw_uint8
 from ganaug.data.base import RawDataset, register_dataset
 from ganaug.data.classes import ClassOptions
 from ganaug.io import DataFileError
+from ganaug.params import STRICT
 
 DIGITS = [str(d) for d in range(10)]
 

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ganaug.checkpoints import load_checkpoint, load_state
-from ganaug.config import GanConfig
+from ganaug.configs.gan import GanConfig
 from ganaug.errors import CheckpointError, ParamsError
 from ganaug.registry import Registry
 from ganaug.runtime import inference_layout
@@ -232,7 +232,7 @@ class LoadedGan:
 
 def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[GanFamily, Nets]:
     """The family and freshly built networks a ``kind: gan`` payload describes (no weights)."""
-    from ganaug.config import parse
+    from ganaug.params import parse
 
     try:
         cfg = parse(GanConfig, payload["config"], "gan", f"{path} (config)")

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ganaug.checkpoints import load_state
 from ganaug.codedeps import code_fingerprint
-from ganaug.config import GanConfig
+from ganaug.configs.gan import GanConfig
 from ganaug.errors import TrainingDiverged
 from ganaug.gan.augment import ada_update, diff_augment, lecam_reg
 from ganaug.gan.family import GanFamily, Nets, RealBatch, family_for, gan_payload

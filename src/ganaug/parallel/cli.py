@@ -12,13 +12,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ganaug.config import ParamsError, load_params
+from ganaug.errors import ParamsError
 from ganaug.parallel import dvc_api
 from ganaug.parallel.coordinator import Coordinator, Summary
 from ganaug.parallel.dvc_api import UnsupportedDvc
 from ganaug.parallel.engine import EngineOptions, parse_gpus, start_engine
 from ganaug.parallel.session import SessionError, open_session
 from ganaug.parallel.workspace import terminate_running
+from ganaug.params import load_params
 from ganaug.runtime import setup_logging
 from ganaug.validate import validate_params
 

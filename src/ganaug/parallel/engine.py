@@ -21,8 +21,8 @@ from pathlib import Path
 
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from ganaug.config import STRICT
 from ganaug.parallel.workspace import thread_env
+from ganaug.params import STRICT
 from ganaug.runtime import usable_cores
 
 log = logging.getLogger(__name__)

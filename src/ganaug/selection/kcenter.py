@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
 from ganaug.errors import DataFileError
+from ganaug.params import STRICT
 from ganaug.selection import Candidates, per_class, register_strategy
 
 

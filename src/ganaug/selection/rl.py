@@ -8,7 +8,7 @@ import math
 import numpy as np
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
+from ganaug.params import STRICT
 from ganaug.selection import Candidates, register_strategy
 
 

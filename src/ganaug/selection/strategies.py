@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from pydantic.dataclasses import dataclass
 
-from ganaug.config import STRICT
+from ganaug.params import STRICT
 from ganaug.selection import Candidates, per_class, register_strategy, top
 
 
