@@ -72,3 +72,29 @@ def test_the_walk_follows_function_level_and_package_imports(tmp_path):
     files = {p.relative_to(tmp_path).as_posix() for p in closure(["pkg.a"], {"pkg": pkg})}
     assert files == {"pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py",
                      "pkg/sub/d.py", "pkg/c.py"}
+
+
+def changed_stage_kinds(repo: Path) -> set[str]:
+    """The kinds (names before '@') of the stage instances `dvc status` lists as changed."""
+    import re
+
+    from e2e import dvc
+
+    out = dvc(repo, "status").stdout
+    return {m.split("@")[0] for m in re.findall(r"^(\S+):$", out, flags=re.MULTILINE)}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("edited", "kinds"), [
+    # The GAN's params section: the GAN and what loads it, and the whole-file check.
+    ("src/ganaug/configs/gan.py", {"check_params", "train_gan", "generate", "score", "refine"}),
+    # The classifiers' training: no GAN, generate or score instance.
+    ("src/ganaug/training.py", {"check_params", "train_scorer", "train", "train_baseline",
+                                "train_synthetic", "train_real", "train_refine", "select", "refine"}),
+    # Report rendering: the report alone.
+    ("src/ganaug/report.py", {"report"}),
+], ids=["gan-config", "classifier-training", "report"])
+def test_an_edit_reruns_only_the_stages_that_run_the_code(study_copy, edited, kinds):
+    path = study_copy / edited
+    path.write_text(path.read_text() + "\n# an edit\n")
+    assert changed_stage_kinds(study_copy) == kinds
