@@ -115,6 +115,8 @@ PARAMS_CASES = [
      ["gan.ada_target", "stargan", "no fixed sign"]),
     ("unknown-augmentation", {"gan.diffaugment": ["colour"]}, ["gan.diffaugment.0"]),
     ("device-gpu", {"device": "gpu"}, ["device", "'gpu'", "auto, cpu, cuda"]),
+    ("number-written-1e-3", {"report.equivalence_margin": "1e-3"},
+     ["report.equivalence_margin", "'1e-3'", "write 1.0e-3"]),
     ("threads-zero", {"threads": 0}, ["threads", "0", "positive integer"]),
     ("threads-as-text", {"threads": "two"}, ["threads", "'two'", "positive integer"]),
     ("threads-bool", {"threads": True}, ["threads", "True", "positive integer"]),
@@ -443,8 +445,27 @@ def test_target_classes_differing_only_in_case_are_an_error_not_dropped():
     from ganaug.errors import DataFileError
     from ganaug.evaluation import align_to_source
 
-    with pytest.raises(DataFileError, match=r"jaffe: classes \['Angry'\].*class_map.*Angry: angry"):
+    with pytest.raises(DataFileError, match=r'jaffe: classes \[\'Angry\'\].*class_map.*"Angry": "angry"'):
         align_to_source(prepared(["Angry", "happy"]), prepared(["angry", "happy"]), "jaffe")
+
+
+@pytest.mark.parametrize("name", [" 3", "3 ", "a  b"], ids=["leading-space", "trailing-space",
+                                                             "double-space"])
+def test_the_class_map_a_near_miss_suggests_pastes_into_params_as_is(name):
+    """The suggested mapping is quoted YAML ({" 3": "3"}), which params.yaml takes as it is;
+    unquoted ({ 3: 3}) it was read as numbers and refused. Runs of spaces inside a name count as
+    a near miss too."""
+    import re
+
+    from ganaug.configs.data import DataConfig  # noqa: F401 - the params schema is importable
+    from ganaug.errors import DataFileError
+    from ganaug.evaluation import align_to_source
+
+    source = " ".join(name.split())
+    with pytest.raises(DataFileError) as err:
+        align_to_source(prepared([name, "happy"]), prepared([source, "happy"]), "t")
+    mapping = yaml.safe_load(re.search(r"class_map: (\{.*\})", str(err.value)).group(1))
+    assert mapping == {name: source}
 
 
 def test_a_target_sharing_no_class_with_the_source_is_an_error():

@@ -628,3 +628,15 @@ def test_a_dvc_command_started_during_a_run_is_refused_and_the_run_goes_on(probe
     assert proc.wait(timeout=300) == 0, "".join(lines)
     assert "6 ran on workers" in "".join(lines)
     assert status_clean(probe_repo)
+
+
+def test_params_other_than_the_ones_the_stages_read_are_refused(probe_repo, tmp_path):
+    """The stages read the repository's params.yaml: checking another file would pass params
+    that no stage uses (and run with the unchecked ones)."""
+    other = tmp_path / "good.yaml"
+    shutil.copy(probe_repo / "params.yaml", other)
+    proc = parallel(probe_repo, "-j", "2", "--params", str(other), check=False)
+    assert proc.returncode == 1 and "the stages read" in proc.stderr and "good.yaml" in proc.stderr
+    assert not (probe_repo / "dvc.lock").exists()
+    assert "6 ran on workers" in summary_line(parallel(probe_repo, "-j", "2", "--params",
+                                                       "params.yaml"))

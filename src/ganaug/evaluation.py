@@ -7,6 +7,7 @@ to the source's channels and size. Each conversion is recorded in the metrics.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -34,11 +35,12 @@ def align_to_source(target: Prepared, source: Prepared, name: str = "target"
     """
     x, y = target.split("test")
     src_index = {name: i for i, name in enumerate(source.classes)}
-    loose = {c.strip().casefold(): c for c in source.classes}
-    near = {c: loose[c.strip().casefold()] for c in target.classes
-            if c not in src_index and c.strip().casefold() in loose}
+    loose = {_loose(c): c for c in source.classes}
+    near = {c: loose[_loose(c)] for c in target.classes
+            if c not in src_index and _loose(c) in loose}
     if near:
-        pairs = ", ".join(f"{k}: {v}" for k, v in near.items())
+        # Quoted, so that the mapping pastes into params.yaml as is (" 3" and 3 would not).
+        pairs = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in near.items())
         raise DataFileError(f"{name}: classes {sorted(near)} differ from the source's only in case "
                             f"or spaces; map them in params.yaml (datasets.{name}.class_map: "
                             f"{{{pairs}}})")
@@ -54,7 +56,8 @@ def align_to_source(target: Prepared, source: Prepared, name: str = "target"
                             f"source {source.classes}; map them with datasets.{name}.class_map")
     if info["dropped_images"]:
         log.warning("%s: %d test images of classes the source lacks (%s) are not evaluated", name,
-                    info["dropped_images"], ", ".join(info["classes_not_in_source"]))
+                    info["dropped_images"],
+                    ", ".join(json.dumps(c, ensure_ascii=False) for c in info["classes_not_in_source"]))
     x, y = x[keep], mapping[y[keep]]
     x, info["conversion"] = convert_images(x, source.image_shape, name)
     return x, y, info
@@ -126,3 +129,9 @@ def evaluate_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, classes:
         "confusion": cm.tolist(),
         "predictions": pred,
     }
+
+
+def _loose(name: str) -> str:
+    """A class name with case and every run of spaces ignored: ``Angry``, `` angry`` and
+    ``an  gry``-like variants of one name meet here."""
+    return " ".join(name.split()).casefold()

@@ -94,7 +94,9 @@ def _project(root: Path) -> Path:
 def check(root: Path) -> None:
     path = _project(root) / LOCK
     if not path.exists():
-        log.info("%s: none yet (nothing has run)", path)
+        log.info("%s: none yet: no stage is recorded in it (stages that finished in a run killed "
+                 "before its first write are in DVC's run-cache, and `dvc repro` restores them)",
+                 path)
         return
     problem = lock_problem(path)
     if problem:

@@ -135,7 +135,7 @@ def _format_validation(exc: ValidationError, key: str, where: str) -> str:
         elif err["type"] == "value_error":  # raised by a __post_init__ check; says what it wants
             msg = str(err.get("ctx", {}).get("error", msg))
         elif "input" in err:
-            msg = f"{msg}, got {err['input']!r}"
+            msg = f"{msg}, got {err['input']!r}{_yaml_number_hint(err['input'])}"
         lines.append(f"{where}: {loc}: {msg}")
     return "\n".join(lines)
 
@@ -165,3 +165,11 @@ def positive(**values: int) -> None:
     for name, v in values.items():
         if v < 1:
             raise ValueError(f"{name}: must be >= 1, got {v}")
+
+
+def _yaml_number_hint(value: Any) -> str:
+    """YAML 1.1 (PyYAML) reads ``1e-3`` as text (a float needs a dot: ``1.0e-3``); say so where
+    a number was expected and such text came."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", value.strip()):
+        return f" (YAML reads {value} as text: write {value.replace('e', '.0e', 1).replace('E', '.0E', 1)})"
+    return ""

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--force", action="store_true", help="run every instance even if it "
                    "is up to date (as `dvc repro --force`)")
     p.add_argument("--params", default="params.yaml", help="params file checked before any "
-                   "worker starts (default: params.yaml at the repository root)")
+                   "worker starts: the repository's params.yaml, which the stages read (another "
+                   "file is refused)")
     p.add_argument("-v", "--verbose", action="store_true", help="also show DVC's and Dask's "
                    "messages")
     return p
@@ -91,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if not isinstance(exc, DvcException):
             raise
-        log.error("DVC: %s", exc)
+        hint = ("; `python -m ganaug.lock check` says what is wrong with it, and `python -m "
+                "ganaug.lock recover` puts the committed one back (finished stages are then "
+                "restored from DVC's run-cache)") if "dvc.lock" in str(exc) else ""
+        log.error("DVC: %s%s", exc, hint)
         return 1
     return 0 if summary.ok else 1
 
@@ -105,7 +109,7 @@ def run_parallel(targets: Sequence[str], options: EngineOptions, force: bool = F
 
     start = time.monotonic()
     repo_root = Path(Repo.find_root(root))
-    preflight(repo_root / params)
+    preflight(repo_root / params, repo_root)
     with open_session(targets, root) as session:
         log.info("%d stage instances in DVC's plan", len(session.plan.order))
         with start_engine(options, session.root) as engine:
@@ -142,9 +146,16 @@ def quiet_libraries(verbose: bool) -> None:
     logging.getLogger("dvc.repo.scm_context").setLevel(logging.INFO)
 
 
-def preflight(params_file: Path) -> None:
+def preflight(params_file: Path, root: Path | None = None) -> None:
     """Validate the whole params file once, before any worker starts: a bad value would
-    otherwise fail every instance that reads it, one after another."""
+    otherwise fail every instance that reads it, one after another. It must be the file the
+    stages read: their commands read ``params.yaml`` in the repository (their ``--params``
+    default), so checking another file would pass params that no stage uses."""
+    if root is not None and params_file.resolve() != (root / "params.yaml").resolve():
+        raise ParamsError(f"--params {params_file}: the stages read {root / 'params.yaml'} (their "
+                          f"commands in dvc.yaml do not name another file), so checking "
+                          f"{params_file.name} would check params no stage uses; edit "
+                          f"params.yaml, or try a change with `dvc exp run -S key=value`")
     validate_params(load_params(params_file), str(params_file.name))
 
 

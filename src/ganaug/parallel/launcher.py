@@ -342,6 +342,19 @@ def serve(requests: int = 0, replies: int = 1) -> None:
 
     reply({"ready": True})
     children: dict[int, int] = {}
+    try:
+        _serve_requests(requests, reply, children, imported, early)
+    except BrokenPipeError:
+        # The coordinator is gone (killed): nobody will record what the instances make. End them
+        # as its own kill would have, quietly: a rerun starts them again.
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+def _serve_requests(requests: int, reply, children: dict[int, int],
+                    imported: dict[str, tuple[int, int, int]], early: list[str]) -> None:
+    """The server's loop: fork one instance per request, report each start and end."""
     pending = b""
     open_ = True
     while open_ or children:
