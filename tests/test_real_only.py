@@ -196,7 +196,7 @@ def evaluation(digits, tmp_path):
     model = CLASSIFIERS.get("small_cnn")(**kwargs)
     save_checkpoint(tmp_path / "clf.pt", classifier_payload(model, "small_cnn", kwargs, {}))
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"device": "cpu", "data": {"source": "digits"},
+    params.write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "data": {"source": "digits"},
                                       "study": {"targets": []}}))
 
     def run(*extra: str) -> dict:
@@ -231,7 +231,7 @@ def test_the_baseline_is_evaluated_without_a_synthetic_test_set(evaluation):
 def test_only_the_synthetic_test_sets(evaluation):
     tmp, run = evaluation
     # It reads no study.targets (evaluate_baseline_synthetic declares none).
-    (tmp / "params.yaml").write_text(yaml.safe_dump({"device": "cpu",
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "threads": 1,
                                                      "data": {"source": "digits"}}))
     m = run("--synthetic-test", synthetic_test(tmp / "syn.npz", 20), "--only-synthetic-test")
     assert list(m["test"]) == ["synthetic", "mixed"]
