@@ -18,6 +18,7 @@ from ganaug.report import (
     SYNTHETIC,
     SYNTHETIC_TEST,
     collect,
+    coverage_of_test_sets,
     curves,
     expected_runs,
     exploratory,
@@ -91,6 +92,7 @@ def main(argv=None) -> None:
     scorer = load_json(args.scorer_metrics)
     summary["pool"] = {k: score["fid_kid"]["overall"][k]
                        for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}
+    summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, study.seeds[0]))
 
     plots = Path(args.plots)
     figures = write_figures(args, plots, summary, curve_sets, study, source, scorer)

@@ -582,3 +582,22 @@ def test_the_learning_curve_weights_each_size_by_its_runs():
     curve = learning_curve(pd.DataFrame(rows), ["src"], LEVEL)["src"]
     assert curve["10"]["fitted"] == pytest.approx(0.75)
     assert curve["20"]["fitted"] == pytest.approx(0.75)
+
+
+def test_a_target_scored_on_part_of_its_images_says_so(tmp_path):
+    """Images of classes the source lacks are not evaluated: the report must say how many, and
+    which classes, beside the target's accuracy (it once showed the accuracy alone)."""
+    evaluation = {"run": {"strategy": "none", "ratio": 0, "seed": 0}, "classes": ["3", "7"],
+                  "test": {"digits": {"n": 40, "accuracy": 0.9},
+                           "weird": {"n": 6, "accuracy": 0.5, "dropped_images": 30,
+                                     "classes_not_in_source": ["with space", "semi;colon",
+                                                               "new\nline"],
+                                     "classes_missing_from_target": ["7"]}}}
+    (tmp_path / "none-0-0.json").write_text(json.dumps(evaluation))
+    coverage = report_module.coverage_of_test_sets(tmp_path, ("none", 0.0, 0))
+    assert list(coverage) == ["weird"] and coverage["weird"]["dropped_images"] == 30
+    assert report_module.coverage_note(coverage, "digits") == []
+    text = report_module.coverage_note(coverage, "weird")[0]
+    assert "on 6 images" in text and "30 of its 36 test images were not evaluated" in text
+    assert '"new\\nline"' in text and "\n" not in text  # one line, names quoted
+    assert 'classes "7" have no test image' in text

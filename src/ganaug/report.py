@@ -9,6 +9,7 @@ t-test whose p-values are Holm-adjusted over a family of comparisons (see :func:
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,41 @@ def load_evaluations(eval_dir: str | Path) -> dict[tuple[str, str, int], dict[st
             origin[key, test_set] = path
             entry["test"][test_set] = m
     return merged
+
+
+def coverage_of_test_sets(eval_dir: str | Path, run: tuple[str, float | str, int]
+                      ) -> dict[str, dict[str, Any]]:
+    """Per test set, how much of it the evaluations scored (read from ``run``'s evaluation; the
+    same for every run): images of classes the source lacks are not evaluated, and a source
+    class may have no test image there. Only test sets that lost something are listed."""
+    found = load_evaluations(eval_dir).get(run_key(*run), {"test": {}})
+    out: dict[str, dict[str, Any]] = {}
+    for test_set, m in found["test"].items():
+        dropped = int(m.get("dropped_images") or 0)
+        missing = list(m.get("classes_missing_from_target") or [])
+        if dropped or missing:
+            out[test_set] = {"evaluated": int(m["n"]), "dropped_images": dropped,
+                             "classes_not_in_source": list(m.get("classes_not_in_source") or []),
+                             "classes_missing_from_target": missing}
+    return out
+
+
+def coverage_note(coverage: dict[str, dict[str, Any]], test_set: str) -> list[str]:
+    """The report's line saying that a test set was not scored whole (empty when it was)."""
+    c = coverage.get(test_set)
+    if c is None:
+        return []
+    names = ", ".join(json.dumps(n, ensure_ascii=False) for n in c["classes_not_in_source"])
+    text = f"**Not the whole test set.** Accuracies on {test_set} are on {c['evaluated']} images"
+    if c["dropped_images"]:
+        total = c["evaluated"] + c["dropped_images"]
+        text += (f"; {c['dropped_images']} of its {total} test images were not evaluated: their "
+                 f"classes ({names}) are not classes of the source")
+    if c["classes_missing_from_target"]:
+        missing = ", ".join(json.dumps(n, ensure_ascii=False)
+                            for n in c["classes_missing_from_target"])
+        text += f"; the source's classes {missing} have no test image there"
+    return [text + " (map a class with `datasets.<name>.class_map`).", ""]
 
 
 def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> pd.DataFrame:
@@ -924,6 +960,7 @@ def _accuracy_sections(summary: dict[str, Any], source: str, ratios: list[str],
     for test_set in curve_sets:
         role = "source test split" if test_set == source else "cross-dataset target"
         out += [f"## Accuracy on {test_set} ({role})", "",
+                *coverage_note(summary.get("test_set_coverage") or {}, test_set),
                 accuracy_table(summary["results"], test_set, ratios), ""]
         peaks_here = {s: p[test_set] for s, p in summary["peak_ratio"].items()}
         out += ["Peak ratio per strategy: " + ", ".join(
