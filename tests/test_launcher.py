@@ -210,6 +210,10 @@ def test_files_changed_since_the_imports_are_found(tmp_path):
     assert launcher.changed_files(files) == []
     assert launcher.edited_since(files, time.time_ns() + 10**9) == []
     assert launcher.edited_since(files, time.time_ns()) == [str(path)]  # within the clock's slack
+    future = time.time_ns() + 3600 * 10**9  # a clock skew, not an edit during the imports
+    os.utime(path, ns=(future, future))
+    skewed = {str(path): launcher._file_key(str(path))}
+    assert launcher.edited_since(skewed, time.time_ns() - 10**9, time.time_ns()) == []
     path.write_text("x = 22\n")
     assert launcher.changed_files(files) == [str(path)]
     path.unlink()

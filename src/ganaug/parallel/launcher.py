@@ -329,7 +329,7 @@ def serve(requests: int = 0, replies: int = 1) -> None:
     imported = imported_files()
     # A file changed while the imports ran may have been read before or after the change: it
     # counts as changed already, so the first request finds it and a new server reads it again.
-    early = edited_since(imported, began)
+    early = edited_since(imported, began, time.time_ns())
 
     # What the preloaded modules made stays put: children's collections skip it, and their
     # pages stay shared with the server (the use Python's docs give for gc.freeze before fork).
@@ -407,14 +407,17 @@ def changed_files(files: Mapping[str, tuple[int, int, int]]) -> list[str]:
     return [path for path, key in files.items() if _file_key(path) != key]
 
 
-def edited_since(files: Mapping[str, tuple[int, int, int]], began_ns: int) -> list[str]:
-    """The files modified at or after ``began_ns``, allowing for the clock's coarseness: a
-    filesystem that keeps whole seconds (every nanosecond part zero) gets a second, others 50 ms
-    (the kernel stamps files with a clock that lags by up to a tick)."""
+def edited_since(files: Mapping[str, tuple[int, int, int]], began_ns: int,
+                 ended_ns: int | None = None) -> list[str]:
+    """The files modified from ``began_ns`` to ``ended_ns`` (no end: any time after), allowing
+    for the clock's coarseness: a filesystem that keeps whole seconds (every nanosecond part
+    zero) gets a second, others 50 ms (the kernel stamps files with a clock that lags by up to
+    a tick). A time after the end is a clock skew (a network filesystem, an archive's future
+    dates), not an edit during the imports: counting it would retire every new server."""
     out = []
     for path, (_, _, mtime) in files.items():
         slack = 1_000_000_000 if mtime % 1_000_000_000 == 0 else 50_000_000
-        if mtime >= began_ns - slack:
+        if mtime >= began_ns - slack and (ended_ns is None or mtime <= ended_ns + slack):
             out.append(path)
     return out
 
