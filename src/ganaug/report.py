@@ -214,10 +214,17 @@ def paired_gain(gain: np.ndarray, level: float, margin: float = 0.01) -> dict[st
             "p_value_tost": tost_pvalue(gain, margin),
             "distinguishable_uncorrected": uncorrected, "family": None, "family_size": None,
             "p_value_holm": None, "p_value_tost_holm": None,
-            "distinguishable_from_zero": uncorrected, "verdict": UNDECIDED, "within_margin": None, "wins": int(np.sum(gain > 0)), "ties": int(np.sum(gain == 0))}
+            "distinguishable_from_zero": uncorrected, "verdict": UNDECIDED, "within_margin": None,
+            "wins": int(np.sum(gain > 0)), "ties": int(np.sum(gain == 0))}
 
 
 PRIMARY = "primary"
+
+
+def _primary_key(primary: tuple[str, float, str]) -> tuple[str, str, str]:
+    """(strategy, ratio as the results key it, test set) of the declared primary comparison."""
+    strategy, ratio, test_set = primary
+    return strategy, _ratio_text(float(ratio)), test_set
 
 
 def family_of(strategy: str, ratio: str | None = None, test_set: str | None = None,
@@ -232,10 +239,8 @@ def family_of(strategy: str, ratio: str | None = None, test_set: str | None = No
     """
     if strategy == BASELINE[0]:
         return None
-    if primary is not None and ratio is not None:
-        p_strategy, p_ratio, p_test_set = primary
-        if (strategy, ratio, test_set) == (p_strategy, _ratio_text(float(p_ratio)), p_test_set):
-            return PRIMARY
+    if primary is not None and (strategy, ratio, test_set) == _primary_key(primary):
+        return PRIMARY
     return REFINE if strategy == REFINE else "grid"
 
 
@@ -377,14 +382,13 @@ def primary_summary(results: dict[str, Any], primary: tuple[str, float, str],
     :func:`ganaug.stats.wilson_interval`). ``real_equivalent``: None where the test set has no
     learning curve.
     """
-    strategy, ratio, test_set = primary
-    r = _ratio_text(float(ratio))
+    strategy, r, test_set = _primary_key(primary)
     entry = results[strategy][r][test_set]
     g = entry["gain_vs_baseline"]
     wilson = wilson_interval(g["wins"], g["n"], level)
     base = results[BASELINE[0]][_ratio_text(BASELINE[1])][test_set]["accuracy"]["mean"]
     return {
-        "strategy": strategy, "ratio": float(ratio), "test_set": test_set,
+        "strategy": strategy, "ratio": float(primary[1]), "test_set": test_set,
         "verdict": g["verdict"], "within_margin": g["within_margin"],
         "gain": g["mean"], "ci_low": g["ci_low"], "ci_high": g["ci_high"],
         "p_value_t": g["p_value_t"], "p_value_tost": g["p_value_tost"],
@@ -435,7 +439,8 @@ def study_plan(results: dict[str, Any], test_sets: list[str], seeds: list[int],
                for t in test_sets if "planned" in entry[t]["gain_vs_baseline"]]
     out: dict[str, Any] = {"undecided": len(planned)}
     if primary is not None:
-        p = results[primary[0]][_ratio_text(float(primary[1]))][primary[2]]["gain_vs_baseline"]
+        strategy, ratio, test_set = _primary_key(primary)
+        p = results[strategy][ratio][test_set]["gain_vs_baseline"]
         n = p.get("planned", {}).get("replicates")
         out["primary"] = {"replicates": n, "params_change": change(n)}
     reachable = [pl["replicates"] for *_, pl in planned if pl["replicates"] is not None]

@@ -20,8 +20,8 @@ AUGMENT_OPS = ("color", "translation", "cutout")
 @dataclass(config=STRICT, frozen=True)
 class GanConfig:
     """The GAN and how it is trained (section ``gan``). Every family reads the common keys; the
-    family's module docstring (``ganaug.gan.noise``, ``.sngan``, ``.stargan``) gives its usual values and which of the
-    family-specific keys it reads.
+    family's module docstring (``ganaug.gan.noise``, ``.sngan``, ``.stargan``) gives its usual
+    values and which of the family-specific keys it reads.
 
     Usual values: ``wgan_gp``: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``,
     ``n_critic = 5``, ``gp_weight = 10``. ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``.

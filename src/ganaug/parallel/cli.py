@@ -146,12 +146,12 @@ def quiet_libraries(verbose: bool) -> None:
     logging.getLogger("dvc.repo.scm_context").setLevel(logging.INFO)
 
 
-def preflight(params_file: Path, root: Path | None = None) -> None:
+def preflight(params_file: Path, root: Path) -> None:
     """Validate the whole params file once, before any worker starts: a bad value would
     otherwise fail every instance that reads it, one after another. It must be the file the
     stages read: their commands read ``params.yaml`` in the repository (their ``--params``
     default), so checking another file would pass params that no stage uses."""
-    if root is not None and params_file.resolve() != (root / "params.yaml").resolve():
+    if params_file.resolve() != (root / "params.yaml").resolve():
         raise ParamsError(f"--params {params_file}: the stages read {root / 'params.yaml'} (their "
                           f"commands in dvc.yaml do not name another file), so checking "
                           f"{params_file.name} would check params no stage uses; edit "

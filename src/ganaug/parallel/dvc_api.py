@@ -57,12 +57,10 @@ PRIVATE: tuple[tuple[str, str, str, Callable[[object], bool] | None], ...] = (
     ("dvc.stage", "Stage.remove_outs", "an instance refused at record leaves no outputs",
      _accepts("ignore_remove", "force")),
     ("dvc.stage", "PipelineStage", "which instances have a dvc.lock entry", None),
-    ("dvc.stage.run", "run_stage", "looks cmd_run up when it runs, so the runner can swap it",
-     _calls("cmd_run")),
+    ("dvc.stage.run", "run_stage", "looks cmd_run and unlocked_repo up when it runs, so the "
+     "runner can swap them", lambda fn: _calls("cmd_run")(fn) and _calls("unlocked_repo")(fn)),
     ("dvc.stage.run", "unlocked_repo", "swapped too: run_stage would let the repository lock go "
      "around each command, and a `dvc` command started then breaks the re-lock", None),
-    ("dvc.stage.run", "run_stage", "looks unlocked_repo up when it runs",
-     _calls("unlocked_repo")),
     ("dvc.repo", "Repo._reset", "what unlocked_repo does besides unlocking", None),
     ("dvc.stage.run", "cmd_run", "swapped: defer the command to a worker, or adopt its outputs",
      None),
