@@ -12,6 +12,7 @@ from ganaug.configs.refine import RefineConfig
 from ganaug.configs.report import ReportConfig
 from ganaug.configs.study import StudyConfig
 from ganaug.io import atomic_path, load_json, save_json
+from ganaug.replicates import held_fixed
 from ganaug.report import (
     BASELINE,
     MIXED_TEST,
@@ -30,6 +31,7 @@ from ganaug.report import (
     load_select_stats,
     peaks,
     plan_replicates,
+    pool_over_replicates,
     primary_summary,
     real_equivalents,
     render_markdown,
@@ -55,13 +57,17 @@ def build_parser():
     p.add_argument("--eval", required=True, help="directory of evaluation JSON files")
     p.add_argument("--select", required=True, help="directory of selection stats JSON files")
     p.add_argument("--refine", required=True, help="directory of refinement round stats")
-    p.add_argument("--score", required=True, help="score metrics JSON")
-    p.add_argument("--gan-curves", required=True, help="directory of the GAN's loss curves (TSV)")
+    p.add_argument("--score", required=True,
+                   help="directory of the replicates' pool score metrics (<seed>.json)")
+    p.add_argument("--gan-plots", required=True,
+                   help="directory of the replicates' GAN plots (<seed>/: loss curves, grids)")
     p.add_argument("--scorer-metrics", required=True,
-                   help="the scorer's metrics JSON (validation accuracy, calibration)")
+                   help="directory of the replicates' scorer metrics (<seed>.json: validation "
+                        "accuracy, calibration)")
     p.add_argument("--train-curves", required=True,
                    help="directory of the classifiers' training curves (dvclive, one per run)")
-    p.add_argument("--figures", nargs="*", default=[], help="extra images to show in the report")
+    p.add_argument("--score-plots", required=True,
+                   help="directory of the replicates' score figures (<seed>/)")
     p.add_argument("--summary", required=True, help="summary metrics JSON to write")
     p.add_argument("--headline", required=True, help="headline metrics JSON to write")
     p.add_argument("--plots", required=True, help="directory for plot data, the PNGs and the report")
@@ -88,11 +94,14 @@ def main(argv=None) -> None:
     test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
     curve_sets = [source, *study.targets]
     summary = decide_study(df, study, cfg, source, test_sets, curve_sets, real_per_class)
-    score = load_json(args.score)
-    scorer = load_json(args.scorer_metrics)
-    summary["pool"] = {k: score["fid_kid"]["overall"][k]
-                       for k in ("feature_space", "fid", "kid", "n_real", "n_fake")}
-    summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, study.seeds[0]))
+    # Pool and scorer details: the first replicate's, and the pool's figures over all of them.
+    first = study.seeds[0]
+    scores = {seed: load_json(Path(args.score) / f"{seed}.json") for seed in study.seeds}
+    score = scores[first]
+    scorer = load_json(Path(args.scorer_metrics) / f"{first}.json")
+    summary["pool"] = pool_over_replicates(scores)
+    summary["vary"] = {"varied": list(study.vary), "held_fixed": held_fixed(study.vary)}
+    summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, first))
 
     plots = Path(args.plots)
     figures = write_figures(args, plots, summary, curve_sets, study, source, scorer)
@@ -103,7 +112,7 @@ def main(argv=None) -> None:
     with atomic_path(plots / "README.md") as tmp:
         tmp.write_text(md + "\n")
     save_json(args.summary, summary)
-    save_json(args.headline, headline(summary, curve_sets, score))
+    save_json(args.headline, headline(summary, curve_sets))
 
 
 def decide_study(df, study, cfg, source: str, test_sets: list[str], curve_sets: list[str],
@@ -151,7 +160,8 @@ def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study
         real_equivalent_figure(summary["learning_curve"], summary["real_equivalent"],
                                plots / "real_equivalent.png")
         figures["real_equivalent"] = "real_equivalent.png"
-    if gan_losses_figure(args.gan_curves, plots / "gan_losses.png"):
+    first = Path(args.gan_plots) / str(study.seeds[0])
+    if gan_losses_figure(first / "plots" / "metrics", plots / "gan_losses.png"):
         figures["gan_losses"] = "gan_losses.png"
     if "calibration" in scorer:
         reliability_figure(scorer["calibration"], plots / "reliability.png")
@@ -161,8 +171,11 @@ def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study
     matrices, classes = confusion_matrices(args.eval, results, study, source)
     confusion_figure(matrices, classes, plots / "confusion.png")
     figures["confusion"] = "confusion.png"
-    figures.update({Path(f).stem: os.path.relpath(f, plots) for f in args.figures
-                    if Path(f).is_file()})
+    shown = [first / "samples.png", first / "real.png",
+             *(Path(args.score_plots) / str(study.seeds[0]) / f"{name}.png" for name in (
+                 "confidence_hist", "realism_hist", "confidence_best_worst",
+                 "realism_best_worst", "closest_to_train"))]
+    figures.update({f.stem: os.path.relpath(f, plots) for f in shown if f.is_file()})
     return figures
 
 

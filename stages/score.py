@@ -16,6 +16,7 @@ from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool, load_sources
 from ganaug.report_figures import memorisation_grid, score_figures
+from ganaug.replicates import vary_of, with_seed
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.scoring import fid_subset, run_score, save_scores, scorer_temperature
 from ganaug.stage import exit_with, load_section, parser, read_params
@@ -32,17 +33,20 @@ def build_parser():
     p.add_argument("--plots", required=True, help="directory for score histograms and sample grids")
     p.add_argument("--external", required=True,
                    help="directory of fetched weights (inception.pth when score.features has it)")
+    p.add_argument("--replicate", required=True, type=int,
+                   help="the replicate (a study seed): seeds follow study.vary")
     return p
 
 
 def declared_params(args) -> list[str]:
-    return ["score", "device", "threads"]
+    return ["score", "study.vary", "device", "threads"]
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = load_section(params, "score", ScoreConfig)
+    cfg = with_seed(load_section(params, "score", ScoreConfig), args.replicate, "gan",
+                    vary_of(params))
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)

@@ -15,6 +15,7 @@ from ganaug.errors import ParamsError
 from ganaug.io import DataFileError, load_npy
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected
+from ganaug.replicates import seed_for, vary_of
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.training import discard_resume, live_curves, train_classifier
@@ -30,7 +31,8 @@ def build_parser():
     p.add_argument("--real-per-class", type=int,
                    help="real images: the first N per class of the prepared file's nested order "
                         "(train split, then reserve) instead of the train split")
-    p.add_argument("--seed", required=True, type=int)
+    p.add_argument("--replicate", required=True, type=int,
+                   help="the replicate (a study seed): its classifier seed follows study.vary")
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
     p.add_argument("--plots", help="directory for the training curves (dvclive)")
@@ -38,7 +40,7 @@ def build_parser():
 
 
 def declared_params(args) -> list[str]:
-    return ["classifier", "device", "threads"]
+    return ["classifier", "study.vary", "device", "threads"]
 
 
 def training_set(args, data) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -90,14 +92,15 @@ def main(argv=None) -> None:
     cfg = load_section(params, "classifier", TrainConfig)
     device = resolve_device(params["device"])
     set_threads(params["threads"])
-    set_determinism(args.seed)
+    seed = seed_for(0, args.replicate, "classifier", vary_of(params))
+    set_determinism(seed)
     data = load_prepared(args.real)
     x, y, counts = training_set(args, data)
     with live_curves(args.plots) as on_epoch:
-        result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, args.seed,
+        result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, seed,
                                   device, resume_path=args.resume, on_epoch=on_epoch,
                                   name=Path(args.out).stem)
-    meta = {"classes": data.classes, "seed": args.seed, "train_counts": counts,
+    meta = {"classes": data.classes, "replicate": args.replicate, "seed": seed, "train_counts": counts,
             "real_per_class": args.real_per_class,
             "selection": args.selection or args.selected, "synthetic_only": args.synthetic_only,
             **result.summary}

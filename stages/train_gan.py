@@ -12,6 +12,7 @@ from ganaug.data import load_prepared
 from ganaug.gan import family_for
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png, upscale_for
+from ganaug.replicates import vary_of, with_seed
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
@@ -23,11 +24,13 @@ def build_parser():
     p.add_argument("--out", required=True, help="GAN checkpoint to write (generator + discriminator)")
     p.add_argument("--plots", required=True, help="directory for loss curves and sample grids")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
+    p.add_argument("--replicate", required=True, type=int,
+                   help="the replicate (a study seed): seeds follow study.vary")
     return p
 
 
 def declared_params(args) -> list[str]:
-    return ["gan", "device", "threads"]
+    return ["gan", "study.vary", "device", "threads"]
 
 
 def main(argv=None) -> None:
@@ -35,7 +38,8 @@ def main(argv=None) -> None:
 
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = load_section(params, "gan", GanConfig)
+    cfg = with_seed(load_section(params, "gan", GanConfig), args.replicate, "gan",
+                    vary_of(params))
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)
@@ -64,7 +68,7 @@ def main(argv=None) -> None:
     save_png(f"{args.plots}/real.png", grid(_real_examples(x, y, data.num_classes, per_class),
                                             nrow=per_class, scale=scale))
     save_checkpoint(args.out, result.payload(meta={
-        "classes": data.classes, "steps": cfg.steps,
+        "classes": data.classes, "steps": cfg.steps, "replicate": args.replicate, "seed": cfg.seed,
         "final": result.history[-1] if result.history else {},
     }))
     discard_resume(args.resume)

@@ -8,6 +8,7 @@ from ganaug.configs.train import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
 from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.replicates import vary_of, with_seed
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
 from ganaug.training import discard_resume, live_curves, logits_of, train_classifier
@@ -20,17 +21,20 @@ def build_parser():
     p.add_argument("--metrics", required=True, help="JSON metrics to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
     p.add_argument("--plots", help="directory for the training curves (dvclive)")
+    p.add_argument("--replicate", required=True, type=int,
+                   help="the replicate (a study seed): seeds follow study.vary")
     return p
 
 
 def declared_params(args) -> list[str]:
-    return ["scorer", "device", "threads"]
+    return ["scorer", "study.vary", "device", "threads"]
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = load_section(params, "scorer", ScorerConfig)
+    cfg = with_seed(load_section(params, "scorer", ScorerConfig), args.replicate, "gan",
+                    vary_of(params))
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)
@@ -42,7 +46,7 @@ def main(argv=None) -> None:
     x_val, y_val = data.split("val")
     calibration = calibration_report(logits_of(result.model, x_val, 512, device), y_val,
                                      fit=cfg.calibrate, seed=cfg.seed)
-    meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, **result.summary,
+    meta = {"role": "scorer", "classes": data.classes, "seed": cfg.seed, "replicate": args.replicate, **result.summary,
             "temperature": calibration["temperature"]}
     save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
     save_json(args.metrics, {**result.summary, "train_images": int(len(data.split("train")[1])),

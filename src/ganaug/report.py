@@ -453,8 +453,7 @@ def study_plan(results: dict[str, Any], test_sets: list[str], seeds: list[int],
     return out
 
 
-def headline(summary: dict[str, Any], curve_sets: list[str], score: dict[str, Any]
-             ) -> dict[str, Any]:
+def headline(summary: dict[str, Any], curve_sets: list[str]) -> dict[str, Any]:
     """The answer at a glance, for ``metrics/headline.json``: a few values that
     ``dvc metrics show`` prints on one line (summary.json flattens to thousands)."""
     results = summary["results"]
@@ -479,9 +478,31 @@ def headline(summary: dict[str, Any], curve_sets: list[str], score: dict[str, An
                          "best_gain": _round(results[strategy][ratio][test_set]
                                              ["gain_vs_baseline"]["mean"]),
                          **{v: c.get(v) for v in VERDICTS}}
-    overall = score.get("fid_kid", {}).get("overall", {})
-    coverage = (score.get("prdc") or {}).get("mean_over_classes", {}).get("coverage")
-    out["pool"] = {"fid": _round(overall.get("fid"), 2), "coverage": _round(coverage)}
+    pool = summary.get("pool", {})
+    out["pool"] = {"fid": _round(pool.get("fid"), 2), "coverage": _round(pool.get("coverage"))}
+    out["replicates"] = len(summary.get("seeds", []))
+    return out
+
+
+POOL_FIGURES = ("fid", "kid", "coverage")
+
+
+def pool_over_replicates(scores: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The pools' FID, KID and coverage (scorer space) over the replicates: the mean under each
+    name (what the headline shows), and per replicate."""
+    per: dict[str, dict[str, float | None]] = {}
+    for seed, score in scores.items():
+        overall = score.get("fid_kid", {}).get("overall", {})
+        coverage = (score.get("prdc") or {}).get("mean_over_classes", {}).get("coverage")
+        per[str(seed)] = {"fid": overall.get("fid"), "kid": overall.get("kid"),
+                          "coverage": coverage}
+    first = next(iter(scores.values()), {}).get("fid_kid", {}).get("overall", {})
+    out: dict[str, Any] = {k: first.get(k) for k in ("feature_space", "n_real", "n_fake")}
+    for k in POOL_FIGURES:
+        values = [v[k] for v in per.values() if v[k] is not None]
+        out[k] = float(np.mean(values)) if values else None
+        out[f"{k}_range"] = [float(min(values)), float(max(values))] if values else None
+    out["per_replicate"] = per
     return out
 
 
@@ -673,11 +694,26 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def load_select_stats(select_dir: str | Path) -> dict[tuple[str, str], dict]:
-    out = {}
+    """Per (strategy, ratio): its selections' stats, numbers averaged over the replicates."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(Path(select_dir).glob("*.json")):
         st = load_json(path)
-        out[run_key(st["strategy"], st["ratio"], 0)[:2]] = st
-    return out
+        groups.setdefault(run_key(st["strategy"], st["ratio"], 0)[:2], []).append(st)
+    return {key: mean_of(stats) for key, stats in groups.items()}
+
+
+def mean_of(items: list[Any]) -> Any:
+    """Numbers averaged where every item has a number (None ignored), mappings key by key;
+    anything else is the first item's."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: mean_of([i[k] for i in items if isinstance(i, dict) and k in i])
+                for k in first}
+    numbers = [i for i in items if isinstance(i, (int, float)) and not isinstance(i, bool)]
+    if numbers and len(numbers) == len([i for i in items if i is not None]):
+        mean = float(np.mean(numbers))
+        return mean if len(numbers) > 1 else first
+    return first
 
 
 def train_test_table(results: dict[str, Any], source: str, strategies: list[str],
@@ -772,6 +808,9 @@ def primary_section(summary: dict[str, Any]) -> list[str]:
            f"{p['baseline_accuracy'] * 100:.1f}%.",
            f"- Probability of improvement: the mix beat the baseline in {poi['wins']} of "
            f"{poi['n']} replicates ({poi['ties']} ties){share}."]
+    vary = (summary.get("vary") or {}).get("varied")
+    if vary is not None:
+        out.append(f"- Scope: {conditional_note(vary)}")
     eq = p.get("real_equivalent")
     if eq is not None:
         out.append(f"- Worth in real images: {_equivalent_cell(eq)} real images per class (see "
@@ -814,14 +853,17 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
         f"{sign_flip}. The t-test drives the verdicts because with this few seeds it is the only "
         f"one of the two that can reach significance; its normality assumption cannot be checked "
         f"on {n_seeds} values.",
-        "- **What the interval covers.** The seed-to-seed variance of training (initialisation, "
-        "batch order, augmentation) with the test set fixed: every seed is scored on the same "
+        "- **What the interval covers.** The replicate-to-replicate variance of every source "
+        "`study.vary` draws anew, with the test set fixed: every replicate is scored on the same "
         "test images. Test-set sampling is not in it: another test set of the same size would "
         "move every accuracy, the baseline's and the mixes' alike, by about "
         + ", ".join(f"±{se * 100:.1f} points on {t}" for t, se in v["test_set_sampling_se"].items()
                     if se is not None and t in (source, *study.targets))
         + " (binomial standard error of the baseline's accuracy).",
         *_verdict_bullets(v, study),
+        "",
+        f"{conditional_note(study.vary)} Each verdict uses {n_seeds} replicates "
+        f"(`n` per comparison in metrics/summary.json; fewer where a replicate's run is missing).",
         "",
         verdict_counts_table(v["counts"]),
     ]
@@ -852,15 +894,45 @@ def _verdict_bullets(v: dict[str, Any], study: Any) -> list[str]:
         f"its p-value, the larger of the two, Holm-adjusted over the same family). Where both "
         f"reject, the verdict keeps the direction and is marked \"within margin\": a real "
         f"effect smaller than delta. *undecided*: neither; the data cannot tell yet.",
-        "- **What a verdict covers.** A replicate is one seed of `study.seeds`: it varies the "
-        "classifier's initialisation, batch order and augmentation, while the real subset, the "
-        "GAN and its pool are held fixed, so a verdict speaks for this subset and this GAN, not "
-        "for GAN-synthetic data in general.",
+        "- **What a verdict covers.** " + covers(study.vary),
         f"- **The margin delta** (`report.equivalence_margin`, {_points(delta)}) is the "
         f"smallest change in accuracy the study treats as mattering; params.yaml and README.md "
         f"(\"Replicates and verdicts\") say why this value.",
         pilot,
     ]
+
+
+SOURCE_WORDS = {"subset": "the real training subset",
+                "gan": "the GAN training run, its pool, the scorer and the selection draws",
+                "classifier": "the classifiers' initialisation, batch order and augmentation"}
+
+
+def covers(vary: list[str]) -> str:
+    """What one replicate draws anew, and what every verdict is conditional on."""
+    from ganaug.replicates import SOURCES
+
+    varied = [SOURCE_WORDS[v] for v in SOURCES if v in vary]
+    fixed = [SOURCE_WORDS[v] for v in SOURCES if v not in vary]
+    text = ("A replicate is one seed of `study.seeds`, an independent draw of the whole "
+            "pipeline; each draws anew " + "; ".join(varied) + " (`study.vary`).")
+    if fixed:
+        text += (" Held fixed, shared by every replicate: " + "; ".join(fixed) + ". **Every "
+                 "verdict is conditional on that one draw**, not a statement about another one.")
+    else:
+        text += " No source is held fixed, so a verdict speaks for the method, not one draw."
+    return text
+
+
+def conditional_note(vary: list[str]) -> str:
+    """The short line beside each verdict table: what the verdicts are conditional on."""
+    from ganaug.replicates import held_fixed
+
+    fixed = held_fixed(vary)
+    if not fixed:
+        return "Replicates vary the real subset, the GAN run and the classifier seed."
+    return ("Conditional on one " + " and one ".join(
+        {"subset": "real subset", "gan": "GAN training run", "classifier": "classifier seed"}[f]
+        for f in fixed) + " (held fixed by `study.vary`).")
 
 
 def verdict_counts_table(counts: dict[str, Any]) -> str:
@@ -1170,10 +1242,20 @@ def _points(delta: float) -> str:
     return f"{delta:g} accuracy point" + ("" if delta == 1 else "s")
 
 
-def _pool_section(score: dict[str, Any], select_stats: dict, study: Any) -> list[str]:
+def _pool_section(score: dict[str, Any], select_stats: dict, study: Any,
+                  pool: dict[str, Any] | None = None) -> list[str]:
     overall = score["fid_kid"]["overall"]
-    out = [
-        "## The synthetic pool", "",
+    out = ["## The synthetic pool", ""]
+    if pool and len(pool.get("per_replicate", {})) > 1:
+        n, rng = len(pool["per_replicate"]), pool.get("fid_range") or [None, None]
+        cov = pool.get("coverage_range") or [None, None]
+        out += [f"Each of the {n} replicates has its own pool. Over them: FID mean "
+                f"{_num(pool.get('fid'), '.2f')} (range {_num(rng[0], '.2f')} to "
+                f"{_num(rng[1], '.2f')}), coverage mean {_num(pool.get('coverage'), '.2f')} "
+                f"(range {_num(cov[0], '.2f')} to {_num(cov[1], '.2f')}). The details below, "
+                f"the grids and the selection figures are replicate {study.seeds[0]}'s; the "
+                f"selection table averages over the replicates.", ""]
+    out += [
         f"FID {_num(overall['fid'], '.2f')} and KID {_num(overall['kid'], '.4f')} "
         f"(± {_num(overall.get('kid_std'), '.4f')}) against the real training images, in the "
         f"{overall['feature_space']} feature space ({overall['feature_dim']}-d, resize "
@@ -1261,7 +1343,7 @@ def render_markdown(*, summary: dict[str, Any], df: pd.DataFrame, select_stats: 
     for test_set in test_sets:
         out += [f"## Per-class accuracy on {test_set} (mean over seeds, %)", "",
                 table_markdown(per_class_table(df, test_set)), ""]
-    out += _pool_section(score, select_stats, study)
+    out += _pool_section(score, select_stats, study, summary.get("pool"))
     out += _scorer_section(scorer or {})
     for title, key in FIGURE_TITLES:
         if key in figures:

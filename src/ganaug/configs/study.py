@@ -1,5 +1,5 @@
-"""The ``study`` section: the grid ``dvc.yaml`` expands, the replicates (seeds), the pilot and the
-declared primary comparison."""
+"""The ``study`` section: the grid ``dvc.yaml`` expands, the replicates (seeds) and the sources of
+variation they vary, the pilot and the declared primary comparison."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ganaug.params import (
     check_name,
     no_duplicates,
 )
+from ganaug.replicates import SOURCES
 
 
 @dataclass(config=STRICT, frozen=True)
@@ -48,6 +49,11 @@ class StudyConfig:
     # `primary_comparison`. A mapping here because strict pydantic takes no dict for a nested
     # dataclass; __post_init__ parses it as strictly as any section.
     primary: dict[str, Any] | None = None
+    # The sources of variation each replicate draws anew (ganaug.replicates.SOURCES): its real
+    # subset, its synthetic side (GAN run, pool, scorer, selection draws), its classifiers'
+    # seeds. A source left out is held fixed: every replicate shares it, and the report says
+    # every verdict is conditional on it.
+    vary: list[str] = field(default_factory=lambda: list(SOURCES))
 
     @field_validator("primary")
     @classmethod
@@ -87,6 +93,15 @@ class StudyConfig:
             )
         if any(s < 0 for s in self.seeds):
             raise ValueError(f"seeds: seeds must be >= 0, got {self.seeds}")
+        if len(self.seeds) < 2:
+            raise ValueError(
+                f"seeds: each seed is one replicate of the whole study, and a comparison needs at "
+                f"least 2 to estimate its spread; got {self.seeds} (for example [0, 1])")
+        no_duplicates("vary", self.vary)
+        unknown = [v for v in self.vary if v not in SOURCES]
+        if unknown:
+            raise ValueError(f"vary: {unknown[0]!r} is not a source of variation; expected a list "
+                             f"of {', '.join(SOURCES)} (all by default)")
         self._check_replicates()
 
     @property
