@@ -19,7 +19,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="pool directory to write")
     p.add_argument("--test-out", required=True,
                    help="prepared npz of the held-out synthetic test set (generate.test_per_class)")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): seeds follow study.vary")
     return p
 

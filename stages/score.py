@@ -33,7 +33,7 @@ def build_parser():
     p.add_argument("--plots", required=True, help="directory for score histograms and sample grids")
     p.add_argument("--external", required=True,
                    help="directory of fetched weights (inception.pth when score.features has it)")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): seeds follow study.vary")
     return p
 

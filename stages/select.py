@@ -25,7 +25,7 @@ def build_parser():
     p.add_argument("--data", required=True, help="prepared source npz (real class counts)")
     p.add_argument("--out", required=True, help="npy of chosen pool indices")
     p.add_argument("--stats", required=True, help="JSON stats of the chosen set")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): seeds follow study.vary")
     return p
 

@@ -13,7 +13,7 @@ from ganaug.stage import exit_with, load_section, parser, read_params
 def build_parser():
     p = parser(__doc__)
     p.add_argument("--data", required=True, help="prepared source npz")
-    p.add_argument("--replicate", required=True, type=int, help="the replicate (a study seed)")
+    p.add_argument("--replicate", type=int, default=0, help="the replicate (a study seed)")
     p.add_argument("--out", required=True, help="the replicate's prepared npz to write")
     return p
 

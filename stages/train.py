@@ -31,7 +31,7 @@ def build_parser():
     p.add_argument("--real-per-class", type=int,
                    help="real images: the first N per class of the prepared file's nested order "
                         "(train split, then reserve) instead of the train split")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): its classifier seed follows study.vary")
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")

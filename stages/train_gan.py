@@ -24,7 +24,7 @@ def build_parser():
     p.add_argument("--out", required=True, help="GAN checkpoint to write (generator + discriminator)")
     p.add_argument("--plots", required=True, help="directory for loss curves and sample grids")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): seeds follow study.vary")
     return p
 

@@ -21,7 +21,7 @@ def build_parser():
     p.add_argument("--metrics", required=True, help="JSON metrics to write")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
     p.add_argument("--plots", help="directory for the training curves (dvclive)")
-    p.add_argument("--replicate", required=True, type=int,
+    p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): seeds follow study.vary")
     return p
 

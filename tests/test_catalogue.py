@@ -153,13 +153,18 @@ PARAMS_CASES = [
      ["study.primary.test_set", "'fer2013'", "expected one of digits, typeset"]),
     ("primary-missing-key", {"study.seeds": [0, 1], "study.primary": {"strategy": "random"}},
      ["study.primary", "missing ratio, test_set"]),
-    ("primary-with-one-seed", {"study.primary": {
+    ("primary-with-one-seed", {"study.seeds": [0], "study.primary": {
         "strategy": "random", "ratio": 1, "test_set": "digits"}},
      ["seeds", "at least 2", "[0]"]),
+    ("one-replicate", {"study.seeds": [5]}, ["seeds", "one replicate", "at least 2", "[5]"]),
+    ("vary-unknown-source", {"study.vary": ["subset", "scorer"]},
+     ["vary", "'scorer'", "subset, gan, classifier"]),
+    ("vary-not-a-list", {"study.vary": "subset"}, ["study.vary"]),
+    ("vary-duplicate", {"study.vary": ["gan", "gan"]}, ["vary", "duplicate"]),
     ("negative-pilot", {"study.seeds": [0, 1, 2], "study.pilot": -1}, ["pilot", ">= 0"]),
     ("pilot-leaves-one-seed", {"study.seeds": [0, 1, 2], "study.pilot": 2},
      ["pilot", "leaves 1 confirmatory", "at least 2"]),
-    ("pilot-leaves-no-seed", {"study.pilot": 1}, ["pilot", "leaves 0 confirmatory"]),
+    ("pilot-leaves-no-seed", {"study.pilot": 2}, ["pilot", "leaves 0 confirmatory"]),
 ]
 
 
@@ -235,7 +240,7 @@ def test_a_device_this_machine_lacks_is_one_clear_line(tmp_path, device, words):
     if device == "mps" and torch.backends.mps.is_available():
         pytest.skip("this machine has MPS")
     params = write_params(tmp_path)
-    proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path)), "--seed",
+    proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path)), "--replicate",
                       "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params),
                       env={"GANAUG_DEVICE": device})
     one_line_error(proc, *words)
@@ -247,7 +252,7 @@ def test_more_threads_than_the_machine_has_is_one_clear_line(tmp_path):
 
     too_many = usable_cores() + 1
     params = write_params(tmp_path, threads=too_many)
-    proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path)), "--seed",
+    proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path)), "--replicate",
                       "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params))
     one_line_error(proc, "ParamsError", "threads", str(too_many), "usable core")
     assert not (tmp_path / "out").exists()
@@ -337,7 +342,7 @@ def test_a_source_without_validation_images_is_refused(tmp_path):
     weights were kept, and the study reported untrained models with exit 0."""
     params = write_params(tmp_path)
     proc = run_module(tmp_path, "stages.train", "--real", str(tiny_source(tmp_path, val=False)),
-                      "--seed", "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params))
+                      "--replicate", "0", "--out", str(tmp_path / "out/m.pt"), "--params", str(params))
     one_line_error(proc, "DataFileError", "validation split is empty")
     assert not (tmp_path / "out").exists()
 

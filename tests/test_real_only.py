@@ -173,7 +173,7 @@ def test_the_train_stage_names_the_param_the_class_and_the_file(digits, tmp_path
     (["5"], "real_sizes"),
 ])
 def test_study_real_sizes_are_checked(sizes, needle):
-    grid = {"strategies": ["random"], "ratios": [1], "seeds": [0], "targets": [],
+    grid = {"strategies": ["random"], "ratios": [1], "seeds": [0, 1], "targets": [],
             "synthetic_only_ratio": 1}
     assert parse(StudyConfig, grid, "study").real_sizes == []  # no curve unless asked
     assert parse(StudyConfig, {**grid, "real_sizes": [10, 5]}, "study").real_sizes == [10, 5]

@@ -169,7 +169,7 @@ def test_train_gan_rejects_bad_params(scored, params_file, key, value, needle):
 
 def test_a_missing_dataset_file_is_named(scored, params_file):
     out = scored / "out"
-    proc = run_stage(scored, "train", "--real", str(scored / "nowhere.npz"), "--seed", "0",
+    proc = run_stage(scored, "train", "--real", str(scored / "nowhere.npz"), "--replicate", "0",
                      "--out", str(out / "model.pt"), "--params", str(params_file()))
     assert_clean_failure(proc, "nowhere.npz: file not found", absent=out)
 

@@ -241,7 +241,14 @@ def test_the_pilot_decides_nothing_and_gives_the_planner_its_sd():
 
 
 def test_one_seed_gives_no_verdict_and_no_plan():
-    s = decide(study={"seeds": [0]})
+    """A study needs 2 replicates (params refuse 1); where only one replicate's runs came back
+    (the others failed), no interval, no verdict and no plan."""
+    from stages.report import decide_study
+
+    study_cfg = parse(StudyConfig, {**STUDY, "seeds": [0, 1]}, "study")
+    df = study_df().query("seed == 0")
+    s = decide_study(df, study_cfg, parse(ReportConfig, {}, "report"), "src", ["src"], ["src"],
+                     None)
     g = gain(s, "confidence", "1")
     assert g["verdict"] == "undecided" and g["planned"]["replicates"] is None
     assert s["verdicts"]["counts"] == {}
@@ -262,14 +269,22 @@ def test_a_nan_accuracy_is_an_error_naming_the_run(tmp_path):
 
 def test_the_headline_is_small_and_leads_with_the_primary():
     s = decide(study={"primary": {"strategy": "confidence", "ratio": 1, "test_set": "src"}})
+    from ganaug.report import pool_over_replicates
+
     score = {"fid_kid": {"overall": {"fid": 12.345}}, "prdc": {"mean_over_classes":
                                                                 {"coverage": 0.61}}}
-    h = headline(s, ["src"], score)
+    other = {"fid_kid": {"overall": {"fid": 14.345}}, "prdc": {"mean_over_classes":
+                                                                {"coverage": 0.41}}}
+    s["pool"] = pool_over_replicates({0: score, 1: other})
+    assert s["pool"]["fid_range"] == [12.345, 14.345]
+    assert s["pool"]["per_replicate"]["1"]["coverage"] == 0.41
+    h = headline(s, ["src"])
     assert h["primary"]["verdict"] == "undecided"
     assert h["primary"]["comparison"] == "confidence 1x src"
     assert h["src"]["best"] == "random 1x"  # the highest mean accuracy among the mixes
     assert (h["src"]["helps"], h["src"]["undecided"]) == (2, 0)
-    assert h["pool"] == {"fid": 12.35, "coverage": 0.61}
+    assert h["pool"] == {"fid": 13.35, "coverage": 0.51}  # means over the replicates
+    assert h["replicates"] == 6
 
     def flat(x):
         return sum(flat(v) for v in x.values()) if isinstance(x, dict) else 1
