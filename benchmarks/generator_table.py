@@ -34,7 +34,7 @@ def _num(v: float | None, fmt: str) -> str:
 
 def row(study: Path) -> dict:
     params = yaml.safe_load((study / "params.yaml").read_text())
-    score = json.loads((study / "metrics/score.json").read_text())
+    score = json.loads((study / "metrics/score/0.json").read_text())
     summary = json.loads((study / "metrics/summary.json").read_text())
     source = summary["source"]
     results = summary["results"]

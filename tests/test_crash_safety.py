@@ -54,16 +54,16 @@ def test_train_gan_killed_resumes_to_the_same_weights(two_copies):
     for repo in two_copies:
         edit_params(repo, **changes)
     straight, killed = two_copies
-    dvc(straight, "repro", "-s", "train_gan")
+    dvc(straight, "repro", "-s", "train_gan@0")
 
-    kill_when(killed, "train_gan", killed / ".checkpoints/train_gan.pt")
-    assert not (killed / "models/gan.pt").exists()  # nothing DVC could cache as finished
-    proc = dvc(killed, "repro", "-s", "train_gan")
+    kill_when(killed, "train_gan@0", killed / ".checkpoints/train_gan-0.pt")
+    assert not (killed / "models/gan/0.pt").exists()  # nothing DVC could cache as finished
+    proc = dvc(killed, "repro", "-s", "train_gan@0")
     assert "resumed GAN training" in proc.stderr
-    assert not (killed / ".checkpoints/train_gan.pt").exists()  # cleaned up once done
+    assert not (killed / ".checkpoints/train_gan-0.pt").exists()  # cleaned up once done
     for key in ("generator", "discriminator"):
-        assert_same_weights(weights(straight / "models/gan.pt", key),
-                            weights(killed / "models/gan.pt", key))
+        assert_same_weights(weights(straight / "models/gan/0.pt", key),
+                            weights(killed / "models/gan/0.pt", key))
 
 
 def test_train_killed_resumes_to_the_same_weights(two_copies):

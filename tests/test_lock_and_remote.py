@@ -24,7 +24,7 @@ def test_a_truncated_lock_is_recovered_without_retraining(study_copy):
     assert "train@random-1-0" in ran
     after = {p: (study_copy / p).read_bytes() for p in (
         "models/classifiers/random-1-0.pt", "metrics/eval/random-1-0.json",
-        "data/selections/random-1.npy")}
+        "data/selections/random-1-0.npy")}
     lock = study_copy / "dvc.lock"
     text = lock.read_text()
     lock.write_text(text[: len(text) // 2] + "\n  bad: [unclosed\n")  # cut mid-entry
@@ -68,7 +68,7 @@ def test_a_corrupted_remote_object_is_detected_with_verify(study_copy, tmp_path)
     git(study_copy, "commit", "-q", "-am", "share with verify")
     dvc(study_copy, "push")
     # Flip one byte of the selection's object in the remote: same size, other content.
-    md5 = yaml.safe_load((study_copy / "dvc.lock").read_text())["stages"]["select@random-1"][
+    md5 = yaml.safe_load((study_copy / "dvc.lock").read_text())["stages"]["select@random-1-0"][
         "outs"][0]["md5"]
     obj = remote / "files" / "md5" / md5[:2] / md5[2:]
     data = bytearray(obj.read_bytes())
@@ -80,5 +80,5 @@ def test_a_corrupted_remote_object_is_detected_with_verify(study_copy, tmp_path)
     git(study_copy.parent, "clone", "-q", str(study_copy), str(clone))
     proc = dvc(clone, "pull", check=False)
     assert proc.returncode != 0
-    assert "data/selections/random-1.npy" in proc.stdout + proc.stderr
-    assert not (clone / "data/selections/random-1.npy").exists()  # never the wrong selection
+    assert "data/selections/random-1-0.npy" in proc.stdout + proc.stderr
+    assert not (clone / "data/selections/random-1-0.npy").exists()  # never the wrong selection

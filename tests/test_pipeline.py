@@ -20,7 +20,7 @@ TINY = REPO_ROOT / "presets" / "tiny.yaml"
 
 def instances(strategies, ratios, seeds, targets=("typeset",)):
     """The stage instances of a grid downstream of `score`, by DESIGN.md's names."""
-    out = {f"select@{s}-{r}" for s in strategies for r in ratios}
+    out = {f"select@{s}-{r}-{seed}" for s in strategies for r in ratios for seed in seeds}
     out |= {f"train@{s}-{r}-{seed}" for s in strategies for r in ratios for seed in seeds}
     out |= {f"evaluate@{s}-{r}-{seed}" for s in strategies for r in ratios for seed in seeds}
     return out
@@ -30,9 +30,9 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
     repo, ran = tiny_study
     p = read_yaml(TINY)["study"]
     strategies, seeds = p["strategies"], p["seeds"]
-    expected = {"check_params", "prepare@digits", "prepare@typeset", "train_scorer", "train_gan",
-                "generate",
-                "score", "report"}
+    expected = {"check_params", "prepare@digits", "prepare@typeset", "report"}
+    expected |= {f"{st}@{s}" for st in ("subset", "train_scorer", "train_gan", "generate", "score")
+                 for s in seeds}
     expected |= instances(strategies, p["ratios"], seeds)
     expected |= {f"train_baseline@{s}" for s in seeds} | {f"evaluate_baseline@{s}" for s in seeds}
     expected |= {f"evaluate_baseline_synthetic@{s}" for s in seeds}
@@ -63,15 +63,17 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
         eq = summary["real_equivalent"][strategies[0]]["1"][test_set]["mean"]
         assert eq["where"] in ("on", "beyond", "below", "flat")
         assert (eq["real_per_class"] is None) == (eq["where"] != "on")
-    # One seed: no spread, so no test and no verdict, corrected or not.
-    assert seeds == [0] and summary["verdicts"]["counts"] == {}
+    # Two replicates, each its own draw of subset, GAN and classifier: tested and counted.
+    assert seeds == [0, 1] and summary["verdicts"]["counts"]["digits"]["grid"]["comparisons"] > 0
     gain = summary["results"][strategies[0]]["1"]["digits"]["gain_vs_baseline"]
-    assert gain["distinguishable_from_zero"] is None and gain["p_value_holm"] is None
+    assert gain["n"] == 2 and gain["p_value_holm"] is not None
+    assert summary["vary"] == {"varied": ["subset", "gan", "classifier"], "held_fixed": []}
+    assert set(summary["pool"]["per_replicate"]) == {"0", "1"}
     for path in ("plots/report/README.md", "plots/report/accuracy_vs_ratio.png",
                  "plots/report/real_equivalent.png", "plots/report/learning_curve.csv",
                  "plots/report/confusion.png", "plots/report/gan_losses.png",
-                 "plots/report/accuracy_vs_ratio.csv", "plots/gan/samples.png",
-                 "plots/score/confidence_hist.png", "metrics/scorer.json"):
+                 "plots/report/accuracy_vs_ratio.csv", "plots/gan/0/samples.png",
+                 "plots/score/0/confidence_hist.png", "metrics/scorer/0.json"):
         assert (repo / path).is_file(), path
 
 
@@ -94,25 +96,27 @@ def test_the_baseline_and_the_learning_curve_need_no_gan(tmp_path):
     repo = make_study(tmp_path / "study", TINY)
     ran = stages_run(dvc(repo, "repro", "evaluate_baseline", "evaluate_real"))
     p = read_yaml(TINY)["study"]
-    expected = {"check_params", "prepare@digits", "prepare@typeset", "train_baseline@0",
-                "evaluate_baseline@0"}
-    expected |= {f"{st}@{n}-0" for st in ("train_real", "evaluate_real") for n in p["real_sizes"]}
+    expected = {"check_params", "prepare@digits", "prepare@typeset"}
+    expected |= {f"{st}@{s}" for st in ("subset", "train_baseline", "evaluate_baseline")
+                 for s in p["seeds"]}
+    expected |= {f"{st}@{n}-{s}" for st in ("train_real", "evaluate_real") for n in p["real_sizes"]
+                 for s in p["seeds"]}
     assert ran == expected
-    assert not (repo / "data/synthetic_test.npz").exists() and not (repo / "models/gan.pt").exists()
+    assert not (repo / "data/synthetic_test/0.npz").exists() and not (repo / "models/gan/0.pt").exists()
     baseline = json.loads((repo / "metrics/eval/none-0-0.json").read_text())
     assert set(baseline["test"]) == {"digits", "typeset"}
 
 
 def test_outputs_are_few_large_files(tiny_study):
     repo, _ = tiny_study
-    pool = sorted(p.name for p in (repo / "data/pool").iterdir())
+    pool = sorted(p.name for p in (repo / "data/pool/0").iterdir())
     assert pool == ["images.npy", "labels.npy", "meta.json", "sources.npy"]
-    images = np.load(repo / "data/pool/images.npy", mmap_mode="r")
+    images = np.load(repo / "data/pool/0/images.npy", mmap_mode="r")
     assert images.dtype == np.uint8 and images.ndim == 4 and len(images) > 100
-    assert sorted(p.name for p in (repo / "data/scores").iterdir()) == ["features.npz", "scores.csv"]
-    scores = pd.read_csv(repo / "data/scores/scores.csv")
+    assert sorted(p.name for p in (repo / "data/scores/0").iterdir()) == ["features.npz", "scores.csv"]
+    scores = pd.read_csv(repo / "data/scores/0/scores.csv")
     assert len(scores) == len(images)  # a row per pool image
-    chosen = np.load(repo / "data/selections/random-1.npy")
+    chosen = np.load(repo / "data/selections/random-1-0.npy")
     assert chosen.dtype == np.int64 and chosen.ndim == 1  # indices, not images
 
 
@@ -132,7 +136,8 @@ def test_adding_a_real_size_runs_only_its_instances(study_copy):
     sizes = read_yaml(study_copy / "params.yaml")["study"]["real_sizes"]
     edit_params(study_copy, **{"study.real_sizes": [*sizes, 24]})
     ran = stages_run(dvc(study_copy, "repro"))
-    assert ran == {"check_params", "train_real@24-0", "evaluate_real@24-0", "report"}
+    assert ran == {"check_params", "train_real@24-0", "evaluate_real@24-0", "train_real@24-1",
+                   "evaluate_real@24-1", "report"}
     summary = json.loads((study_copy / "metrics/summary.json").read_text())
     assert summary["learning_curve"]["digits"]["24"]["real_per_class"] == 24
 
@@ -152,26 +157,33 @@ def test_adding_a_refinement_round_runs_only_that_round(study_copy):
     edit_params(study_copy, **{"refine.rounds": {**rounds, "next": last}})
     ran = stages_run(dvc(study_copy, "repro"))
     assert ran == {"check_params", "refine@next", "train_refine@next-0", "evaluate_refine@next-0",
-                   "report"}
+                   "train_refine@next-1", "evaluate_refine@next-1", "report"}
     stats = json.loads((study_copy / "metrics/refine/next.json").read_text())
     assert stats["start"] == last
 
 
-def test_adding_a_seed_adds_only_train_and_evaluate(study_copy):
-    edit_params(study_copy, **{"study.seeds": [0, 1]})
+def test_adding_a_seed_runs_only_that_replicate(study_copy):
+    """A new seed is a new replicate: its own subset, scorer, GAN, pool, scores, selections and
+    classifiers run, nothing of the others; refinement rounds loop over the replicates, so they
+    rerun (README: "Replicates and verdicts"); a second repro runs nothing."""
+    edit_params(study_copy, **{"study.seeds": [0, 1, 2]})
     ran = stages_run(dvc(study_copy, "repro"))
     p = read_yaml(study_copy / "params.yaml")["study"]
-    new = {f"train@{s}-1-1" for s in p["strategies"]} | {"train_baseline@1"}
-    new |= {f"train_synthetic@{s}-1" for s in p["strategies"]}
-    new |= {f"train_refine@{r}-1" for r in read_yaml(study_copy / "params.yaml")["refine"]["rounds"]}
-    new |= {f"train_real@{n}-1" for n in p["real_sizes"]}
+    rounds = read_yaml(study_copy / "params.yaml")["refine"]["rounds"]
+    new = {f"train@{s}-1-2" for s in p["strategies"]} | {"train_baseline@2"}
+    new |= {f"train_synthetic@{s}-2" for s in p["strategies"]}
+    new |= {f"train_refine@{r}-2" for r in rounds}
+    new |= {f"train_real@{n}-2" for n in p["real_sizes"]}
     new |= {name.replace("train", "evaluate", 1) for name in new}
-    new |= {"evaluate_baseline_synthetic@1"}
+    new |= {"evaluate_baseline_synthetic@2"}
+    new |= {f"{st}@2" for st in ("subset", "train_scorer", "train_gan", "generate", "score")}
+    new |= {f"select@{s}-1-2" for s in p["strategies"]} | {f"refine@{r}" for r in rounds}
     assert ran == new | {"check_params", "report"}
+    assert stages_run(dvc(study_copy, "repro")) == set()
 
 
 def test_threshold_change_reruns_only_threshold_instances(study_copy):
-    scores = pd.read_csv(study_copy / "data/scores/scores.csv")
+    scores = pd.read_csv(study_copy / "data/scores/0/scores.csv")
     old = read_yaml(study_copy / "params.yaml")["select"]["threshold"]["min_confidence"]
     # A threshold that halves the passing images of the class with the most of them, so the
     # selection really changes (a calibrated scorer's confidences can cluster by class, so a
@@ -182,12 +194,12 @@ def test_threshold_change_reruns_only_threshold_instances(study_copy):
     assert set(passing.index) != set(scores.index[scores.confidence >= t])
     edit_params(study_copy, **{"select.threshold.min_confidence": t})
     ran = stages_run(dvc(study_copy, "repro"))
-    assert "select@threshold-1" in ran and "train@threshold-1-0" in ran
+    assert "select@threshold-1-0" in ran and "train@threshold-1-0" in ran
     # Refinement selects by refine.strategy (threshold in the tiny preset), so its rounds rerun too.
     refinement = {"refine", "train_refine", "evaluate_refine"}
     assert all("threshold" in name or name.split("@")[0] in refinement
                for name in ran - {"check_params", "report"}), ran
-    stats = json.loads((study_copy / "metrics/select/threshold-1.json").read_text())
+    stats = json.loads((study_copy / "metrics/select/threshold-1-0.json").read_text())
     assert stats["chosen_total"] <= stats["k_total"]
     assert stats["shortfall_total"] == stats["k_total"] - stats["chosen_total"]
 
@@ -223,7 +235,7 @@ def test_the_study_metrics_fit_on_a_screen(study_copy):
     edit_params(study_copy, **{"report.confidence_level": 0.9})
     dvc(study_copy, "repro")
     diff = dvc(study_copy, "metrics", "diff", "--all", "--targets", "metrics/headline.json",
-               "metrics/scorer.json").stdout.strip().splitlines()
+               "metrics/scorer/0.json").stdout.strip().splitlines()
     assert 1 < len(diff) <= 46 and max(map(len, diff)) <= 200, "\n".join(diff)
 
 
@@ -244,20 +256,20 @@ def test_every_family_and_new_strategy_runs_under_dvc_repro(study_copy, gan, str
                                        "require_correct": False},
                    "select.kcenter": {"min_confidence": 0.0, "start": "confidence"}})
     ran = stages_run(dvc(study_copy, "repro"))
-    assert {"train_gan", "generate", "score", "report"} <= ran
-    assert {f"select@{s}-1" for s in strategies} <= ran
-    assert "train_scorer" not in ran and "train_baseline@0" not in ran
+    assert {"train_gan@0", "generate@0", "score@0", "train_gan@1", "report"} <= ran
+    assert {f"select@{s}-1-{seed}" for s in strategies for seed in (0, 1)} <= ran
+    assert "train_scorer@0" not in ran and "train_baseline@0" not in ran
     summary = json.loads((study_copy / "metrics/summary.json").read_text())
     for s in strategies:
-        assert summary["results"][s]["1"]["digits"]["accuracy"]["n"] == 1
-    score = json.loads((study_copy / "metrics/score.json").read_text())
+        assert summary["results"][s]["1"]["digits"]["accuracy"]["n"] == 2
+    score = json.loads((study_copy / "metrics/score/0.json").read_text())
     assert score["prdc"]["mean_over_classes"]["precision"] is not None
     assert score["memorisation"]["fraction_closer_to_test"] is not None
-    table = pd.read_csv(study_copy / "data/scores/scores.csv")
-    sources = np.load(study_copy / "data/pool/sources.npy")
+    table = pd.read_csv(study_copy / "data/scores/0/scores.csv")
+    sources = np.load(study_copy / "data/pool/0/sources.npy")
     if gan["arch"] == "stargan":  # translations of real images of other classes
         assert "d_confidence" in table and (sources[:, 0] >= 0).all()
-        assert (sources[:, 1] != np.load(study_copy / "data/pool/labels.npy")).all()
+        assert (sources[:, 1] != np.load(study_copy / "data/pool/0/labels.npy")).all()
     else:
         assert (sources == -1).all()
     assert params["gan"]["arch"] != gan["arch"]

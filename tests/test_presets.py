@@ -97,7 +97,7 @@ def shrink(params: dict) -> dict:
     p["device"] = "cpu"
     st = p["study"]
     # The tiny files hold 7 or 8 training images per class: a learning curve at 2 and 4 of them.
-    st.update(ratios=st["ratios"][:1], seeds=[0], synthetic_only_ratio=st["ratios"][0],
+    st.update(ratios=st["ratios"][:1], seeds=[0, 1], synthetic_only_ratio=st["ratios"][0],
               real_sizes=[2, 4])
     p["data"].update(real_per_class=4, real_fraction=None, val_per_class=3)
     for section in ("scorer", "classifier"):
@@ -182,7 +182,7 @@ def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch,
         assert f"refine@{name}" in ran and name in summary["results"]["refine"]
     assert {"train_real@2-0", "train_real@4-0", "evaluate_real@4-0"} <= set(ran)
     assert list(summary["learning_curve"][source]) == ["2", "4"]
-    score = json.loads((study / "metrics/score.json").read_text())
+    score = json.loads((study / "metrics/score/0.json").read_text())
     if "inception" in params["score"]["features"]:
         assert "fetch@inception" in ran
         inception = score["other_feature_spaces"]["inception"]["overall"]

@@ -21,8 +21,8 @@ from e2e import dvc, git, stages_run
 pytestmark = pytest.mark.e2e
 
 # Outputs compared byte for byte between the study and a colleague's clone.
-SAMPLES = ("models/gan.pt", "models/scorer.pt", "data/pool/images.npy", "data/scores/scores.csv",
-           "data/selections/random-1.npy", "models/classifiers/none-0-0.pt",
+SAMPLES = ("models/gan/0.pt", "models/scorer/0.pt", "data/pool/0/images.npy", "data/scores/0/scores.csv",
+           "data/selections/random-1-0.npy", "models/classifiers/none-0-0.pt",
            "plots/confusion/none-0-0/digits.json")
 
 
@@ -45,7 +45,7 @@ def assert_same_outputs(a: Path, b: Path) -> None:
 def test_push_then_pull_in_a_fresh_clone(study_copy, tmp_path):
     share(study_copy, str(tmp_path / "remote"))
     clone = fresh_clone(study_copy, tmp_path / "colleague")
-    assert not (clone / "models/gan.pt").exists()
+    assert not (clone / "models/gan/0.pt").exists()
     dvc(clone, "pull")
     assert "up to date" in dvc(clone, "status").stdout
     assert stages_run(dvc(clone, "repro")) == set()
