@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.configs.gan import GanConfig
 from ganaug.configs.generate import GenerateConfig
 from ganaug.configs.refine import REFINE_BASE, RefineConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
-from ganaug.gan.family import LoadedGan
+from ganaug.gan.family import LoadedGan, gan_config
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
@@ -80,7 +79,7 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
     cfg, start_name = round_config(params, args.round)
-    gan_cfg = load_section(params, "gan", GanConfig)
+    gan_cfg = gan_config(params["gan"])
     strategy = STRATEGIES.get(cfg.strategy)
     select_cfg = load_section(params, f"select.{cfg.strategy}", strategy.config)
     device = resolve_device(params["device"])

@@ -7,14 +7,13 @@ import numpy as np
 import torch
 
 from ganaug.checkpoints import save_checkpoint
-from ganaug.configs.gan import GanConfig
 from ganaug.data import load_prepared
-from ganaug.gan import family_for
+from ganaug.gan import family_for, gan_config
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png, upscale_for
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism, set_threads
-from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.stage import exit_with, parser, read_params
 
 
 def build_parser():
@@ -35,7 +34,7 @@ def main(argv=None) -> None:
 
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = load_section(params, "gan", GanConfig)
+    cfg = gan_config(params["gan"])
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)

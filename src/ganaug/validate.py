@@ -124,12 +124,9 @@ def _classifier(cls: type) -> Callable[[Any, str, str], Any]:
 
 
 def _gan(value: Any, key: str, where: str) -> GanConfig:
-    from ganaug.gan import FAMILIES
+    from ganaug.gan import FAMILIES, gan_config
 
-    cfg = parse(GanConfig, value, key, where)
-    if cfg.arch not in FAMILIES:
-        raise ParamsError(f"{where}: {key}.arch: unknown GAN family {cfg.arch!r}"
-                          f"{_did_you_mean(cfg.arch, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    cfg = gan_config(value, key, where)
     try:
         FAMILIES.get(cfg.arch).check_params(cfg)
     except ValueError as exc:
