@@ -13,7 +13,8 @@ from ganaug.configs.refine import REFINE_BASE, RefineConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
-from ganaug.gan.family import LoadedGan, gan_config
+from ganaug.gan.family import LoadedGan
+from ganaug.gan.knobs import gan_config
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected

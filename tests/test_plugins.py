@@ -20,7 +20,8 @@ from e2e import REPO_ROOT, study_env
 from ganaug.codedeps import code_fingerprint, plugin_deps
 from ganaug.data.base import check_dataset_kind
 from ganaug.errors import PluginError, UserError
-from ganaug.gan.family import check_family, gan_config
+from ganaug.gan.family import check_family
+from ganaug.gan.knobs import gan_config
 from ganaug.registry import Registry, describe, plugin_entry_points
 from ganaug.selection import check_strategy
 
@@ -231,7 +232,7 @@ def test_plugins_load_on_the_first_lookup_not_at_import(site):
         "dcgan" in registry  # noqa: B015 - the lookup is the point
 
 
-def test_the_example_plugin_registers_a_family_a_strategy_and_a_kind(site):
+def test_the_example_plugin_registers_a_family_a_strategy_and_a_kind(site, monkeypatch):
     """tests/plugin_example (the README's): each entry works where a built-in would."""
     import shutil
 
@@ -249,21 +250,19 @@ def test_the_example_plugin_registers_a_family_a_strategy_and_a_kind(site):
         "plugin 'tiny' (ganaug.gan_families = tinygan_unit:TinyGAN, distribution ganaug-tiny 0.1)"]
 
     # Its section parses with its own config class (FAMILIES itself does not hold it, so the
-    # registry is swapped in for the check).
-    import ganaug.gan.family as family_module
+    # fresh registry stands in for it here).
+    import ganaug.gan.family
+    import ganaug.gan.knobs
 
-    real = family_module.FAMILIES
-    family_module.FAMILIES = reg
-    try:
-        cfg = gan_config({"arch": "tiny", "width": 4, "steps": 3, "batch_size": 4,
-                          "checkpoint_every": 3, "log_every": 1, "tiny": {"z_dim": 3}})
-        with pytest.raises(UserError, match="gan.tiny.depth: unknown key"):
-            gan_config({"arch": "tiny", "tiny": {"depth": 3}})
-        rng = np.random.default_rng(0)
-        x, y = rng.integers(0, 256, (12, 1, 8, 8), dtype=np.uint8), np.arange(12) % 3
-        result = train_gan(x, y, 3, cfg, torch.device("cpu"))
-    finally:
-        family_module.FAMILIES = real
+    for module in (ganaug.gan.family, ganaug.gan.knobs):
+        monkeypatch.setattr(module, "FAMILIES", reg)
+    cfg = gan_config({"arch": "tiny", "width": 4, "steps": 3, "batch_size": 4,
+                      "checkpoint_every": 3, "log_every": 1, "tiny": {"z_dim": 3}})
+    with pytest.raises(UserError, match="gan.tiny.depth: unknown key"):
+        gan_config({"arch": "tiny", "tiny": {"depth": 3}})
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (12, 1, 8, 8), dtype=np.uint8), np.arange(12) % 3
+    result = train_gan(x, y, 3, cfg, torch.device("cpu"))
     assert cfg.knobs.z_dim == 3 and len(result.history) == 3
     assert result.payload({})["config"]["tiny"] == {"z_dim": 3, "hidden": 64}
 

@@ -16,11 +16,11 @@ from ganaug.gan.family import (
     Sampler,
     TranslationSampler,
     family_for,
-    gan_config,
     gan_payload,
     load_gan,
     rebuild,
 )
+from ganaug.gan.knobs import gan_config
 
 __all__ = ["FAMILIES", "GanFamily", "LoadedGan", "Nets", "NoiseSampler", "RealBatch", "Sampler",
            "TranslationSampler", "family_for", "gan_config", "gan_payload", "load_gan", "rebuild"]

@@ -13,9 +13,9 @@ A family is a subclass of :class:`GanFamily` registered in :data:`FAMILIES` unde
   (:meth:`disc_scores`; ``realism`` always, more where the discriminator has more heads),
 - whether its discriminator's raw output is sign-calibrated (:attr:`sign_calibrated`), which
   ADA's overfitting heuristic needs; every family must say,
-- its own knobs (:attr:`config`: a strict dataclass, read from the section ``gan.<name>``;
-  :attr:`knobs` holds the parsed values), beside the shared ones of
-  :class:`~ganaug.configs.gan.GanConfig` that the training loop reads.
+- its own knobs (:attr:`config`: a strict dataclass, read from the section ``gan.<name>`` by
+  :func:`ganaug.gan.knobs.gan_config`; :attr:`knobs` holds the parsed values), beside the shared
+  ones of :class:`~ganaug.configs.gan.GanConfig` that the training loop reads.
 
 Adding a family takes one module (networks, config + the subclass, registered with
 ``@FAMILIES.register("name")``) imported in ``ganaug/gan/__init__.py`` and a line in the README;
@@ -27,11 +27,10 @@ or, from another package, the same module named by an entry point of the group
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +43,7 @@ from torch import nn
 from ganaug.checkpoints import load_checkpoint, load_state
 from ganaug.configs.gan import SHARED_KEYS, GanConfig
 from ganaug.errors import CheckpointError, ParamsError
-from ganaug.params import STRICT, check_name, parse
+from ganaug.params import STRICT, check_name
 from ganaug.registry import Registry
 from ganaug.runtime import inference_layout
 from ganaug.tensors import to_model_range
@@ -254,65 +253,6 @@ def family_for(cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, in
         raise ParamsError(f"params.yaml: gan.{exc}") from None
 
 
-def gan_config(section: Any, key: str = "gan", where: str = "params.yaml") -> GanConfig:
-    """The ``gan`` section parsed: its shared keys into :class:`GanConfig`, the chosen family's
-    section ``gan.<arch>`` into that family's :attr:`GanFamily.config` (``cfg.knobs``).
-
-    Strict as every section: an unknown key or a wrong type is a :class:`ParamsError` naming it
-    (a knob in the wrong place says where it belongs), and so is a section of a family other
-    than ``arch`` (its knobs would be ignored, and still rerun ``train_gan`` when edited). Whether
-    the family can take these knobs together is its :meth:`GanFamily.check_params`
-    (``ganaug.validate`` calls it).
-    """
-    if section is None:
-        section = {}
-    if not isinstance(section, Mapping):
-        raise ParamsError(f"{where}: {key}: expected a mapping, got {type(section).__name__}")
-    sections = {k: v for k, v in section.items() if k != "knobs" and k in FAMILIES}
-    shared = {k: v for k, v in section.items() if k not in sections}
-    for name in shared:
-        if name not in SHARED_KEYS:
-            arch = shared.get("arch", GanConfig.arch)
-            raise ParamsError(f"{where}: {key}.{name}: unknown key{_knob_hint(name, key, arch)}")
-    cfg = parse(GanConfig, shared, key, where)
-    if cfg.arch not in FAMILIES:
-        close = difflib.get_close_matches(cfg.arch, list(FAMILIES), n=1, cutoff=0.75)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ParamsError(f"{where}: {key}.arch: unknown GAN family {cfg.arch!r}{hint}; known: "
-                          f"{', '.join(FAMILIES)}")
-    for name in sections:
-        if name != cfg.arch:
-            raise ParamsError(
-                f"{where}: {key}.{name}: knobs of GAN family {name!r}, but {key}.arch is "
-                f"{cfg.arch!r}: they would be ignored; remove the section (dvc exp run: -S "
-                f"'~{key}.{name}') or set {key}.arch: {name}")
-    family = FAMILIES.get(cfg.arch)
-    own = sections.get(cfg.arch)
-    for name in own if isinstance(own, Mapping) else ():
-        if name not in _fields(family.config):
-            raise ParamsError(f"{where}: {key}.{cfg.arch}.{name}: unknown key"
-                              f"{_knob_hint(name, key, cfg.arch)}")
-    knobs = parse(family.config, own, f"{key}.{cfg.arch}", where)
-    return dataclasses.replace(cfg, knobs=knobs)
-
-
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
-
-
-def _knob_hint(name: str, key: str, arch: Any) -> str:
-    """Where a misplaced knob belongs: the shared section, the chosen family's section, or which
-    other families take it."""
-    if name in SHARED_KEYS:
-        return f"; {name} is a shared knob of every family: put it directly under {key}"
-    owners = [f for f in FAMILIES if name in _fields(FAMILIES.get(f).config)]
-    if arch in owners:
-        return f"; {name} is a knob of {arch}: put it under {key}.{arch}"
-    if owners:
-        return f"; {name} is a knob of {', '.join(owners)} only, not of {arch}"
-    return ""
-
-
 # --------------------------------------------------------------------------------------------
 # Checkpoints
 # --------------------------------------------------------------------------------------------
@@ -357,6 +297,8 @@ def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[G
         raise CheckpointError(f"{path}: made by GAN family {arch!r}, which is neither built in nor "
                               f"installed as a plugin (known: {', '.join(FAMILIES)}); install "
                               f"the package that provides it")
+    from ganaug.gan.knobs import gan_config
+
     try:
         cfg = gan_config(payload["config"], "gan", f"{path} (config)")
         family = family_for(cfg, payload["num_classes"], tuple(payload["image_shape"]))
