@@ -21,15 +21,18 @@ GRID=(--set 'study.strategies=[random, combined]' --set 'study.ratios=[1]'
       --set 'study.seeds=[0, 1]' --set study.synthetic_only_ratio=1
       --set 'study.real_sizes=[25, 50, 200]' --set classifier.epochs=20 --set classifier.patience=20)
 declare -A GAN
-GAN[dcgan]="--set gan.arch=dcgan --set gan.steps=1150 --set gan.n_critic=1 --set gan.lr_g=0.0002
+# fer2013_cpu.yaml's GAN is wgan_gp: the others drop its section (gan.wgan_gp) and take their own
+# knobs' defaults (z_dim 64, as that file's).
+GAN[dcgan]="--set gan.arch=dcgan --set ~gan.wgan_gp --set gan.steps=1150 --set gan.n_critic=1 --set gan.lr_g=0.0002
   --set gan.lr_d=0.0002 --set gan.beta1=0.5 --set gan.beta2=0.999 --set gan.checkpoint_every=230"
 GAN[wgan_gp]="--set gan.arch=wgan_gp --set gan.steps=1050 --set gan.checkpoint_every=210"
 # n_critic 5: with 1 or 2 the discriminator stalled on this data (benchmarks/README.md).
-GAN[sngan]="--set gan.arch=sngan --set gan.steps=300 --set gan.n_critic=5 --set gan.lr_g=0.0002
+GAN[sngan]="--set gan.arch=sngan --set ~gan.wgan_gp --set gan.steps=300 --set gan.n_critic=5 --set gan.lr_g=0.0002
   --set gan.lr_d=0.0002 --set gan.beta1=0.0 --set gan.beta2=0.9
   --set gan.diffaugment=[color,translation,cutout] --set gan.lecam_weight=0.1
   --set gan.ema_decay=0.999 --set gan.checkpoint_every=100"
-GAN[stargan]="--set gan.arch=stargan --set gan.steps=600 --set gan.n_critic=3 --set gan.res_blocks=2
+GAN[stargan]="--set gan.arch=stargan --set ~gan.wgan_gp --set gan.steps=600 --set gan.n_critic=3
+  --set gan.stargan.res_blocks=2
   --set gan.lr_g=0.0001 --set gan.lr_d=0.0001 --set gan.beta1=0.5 --set gan.beta2=0.999
   --set gan.ema_decay=0.999 --set gan.checkpoint_every=150"
 done_studies=()

@@ -4,7 +4,8 @@ losses, seconds per step, and the pool's spread and scorer-free pixel statistics
     python benchmarks/gan_preview.py OUT [--per-class 100] [--steps 1000] [--set gan.KEY=VALUE ...]
 
 The GAN params start from benchmarks/fer2013_cpu.yaml's ``gan`` section; ``--set`` overrides keys
-(values read as YAML). Writes OUT/samples_<step>.png (rows: classes; for a translation family:
+(values read as YAML; a family's knob as ``gan.stargan.res_blocks=2``), ``--set ~gan.wgan_gp``
+removes one (the section of the file's family when another is previewed). Writes OUT/samples_<step>.png (rows: classes; for a translation family:
 the source image first, then its translation into every class) and OUT/preview.json. Needs
 ../shared/data/fer2013.npz (the benchmark data; never committed).
 """
@@ -21,10 +22,9 @@ import numpy as np
 import torch
 import yaml
 
-from ganaug.configs.gan import GanConfig
+from ganaug.gan import gan_config
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png
-from ganaug.params import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 FER = ROOT.parent / "shared" / "data" / "fer2013.npz"
@@ -66,9 +66,16 @@ def main() -> None:
     params.update(steps=args.steps, checkpoint_every=max(1, args.steps // 5),
                   log_every=max(1, args.steps // 20))
     for assignment in args.set:
-        key, _, value = assignment.partition("=")
-        params[key.removeprefix("gan.")] = yaml.safe_load(value)
-    cfg = parse(GanConfig, params, "gan")
+        key, _, value = assignment.removeprefix("~").partition("=")
+        *parents, leaf = key.removeprefix("gan.").split(".")
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        if assignment.startswith("~"):
+            node.pop(leaf, None)
+        else:
+            node[leaf] = yaml.safe_load(value)
+    cfg = gan_config(params)
     x, y, classes = low_data(args.per_class)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

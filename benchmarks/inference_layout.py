@@ -87,10 +87,9 @@ def main() -> None:
     p.add_argument("--inception", action="store_true")
     args = p.parse_args()
     from ganaug import scoring
-    from ganaug.configs.gan import GanConfig
     from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
-    from ganaug.gan import family_for
+    from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
     from ganaug.inception import inception_features
     from ganaug.models import CLASSIFIERS
@@ -113,7 +112,8 @@ def main() -> None:
             compare(f"scorer {arch} w{width}: features", [net],
                     lambda net=net: batched(net.features, x, 1024, cpu), n)
         for arch in ("wgan_gp", "dcgan", "sngan"):
-            family = family_for(GanConfig(arch=arch, z_dim=128, width=32), k, (1, size, size))
+            family = family_for(gan_config({"arch": arch, "width": 32, arch: {"z_dim": 128}}), k,
+                                (1, size, size))
             nets = family.build().eval()
             disc = nets.discriminator
 
@@ -140,7 +140,8 @@ def main() -> None:
     # The stages' own work end to end: make_pool (generate) and run_score (score).
     data = Prepared(splits={s: (x[:700], y[:700]) for s in ("train", "val", "test")},
                     classes=[str(c) for c in range(k)], meta={})
-    family = family_for(GanConfig(arch="wgan_gp", z_dim=128, width=32), k, (1, size, size))
+    family = family_for(gan_config({"arch": "wgan_gp", "width": 32, "wgan_gp": {"z_dim": 128}}), k,
+                        (1, size, size))
     nets = family.build().eval()
     gan = LoadedGan(family, nets.generator, nets.discriminator, {})
     scorer = CLASSIFIERS.get("vgg_small")(in_channels=1, num_classes=k, image_size=size,

@@ -84,10 +84,9 @@ def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
     import torch
 
     from ganaug import scoring
-    from ganaug.configs.gan import GanConfig
     from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
-    from ganaug.gan import family_for
+    from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
     from ganaug.models import CLASSIFIERS
     from ganaug.pool import load_pool, load_sources, make_pool
@@ -102,7 +101,8 @@ def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
     y = np.arange(700) % k
     data = Prepared(splits={s: (x, y) for s in ("train", "val", "test")},
                     classes=[str(c) for c in range(k)], meta={})
-    family = family_for(GanConfig(arch="dcgan", z_dim=64, width=16), k, (1, 48, 48))
+    family = family_for(gan_config({"arch": "dcgan", "width": 16, "dcgan": {"z_dim": 64}}), k,
+                        (1, 48, 48))
     nets = family.build().eval()
     gan = LoadedGan(family, nets.generator, nets.discriminator, {})
     device = torch.device("cpu")

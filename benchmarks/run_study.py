@@ -5,7 +5,7 @@
 
 ``--link data/raw/fer2013.npz=../shared/data/fer2013.npz`` symlinks a dataset into the copy (the
 target is resolved from the current directory). ``--set gan.arch=wgan_gp`` overrides (or adds) one params key
-(the value is read as YAML), like ``dvc exp run -S``. TARGETs (stage names, as for ``dvc repro``)
+(the value is read as YAML) and ``--set ~gan.wgan_gp`` removes one, like ``dvc exp run -S``. TARGETs (stage names, as for ``dvc repro``)
 reproduce only those stages and what they need. ``--cache DIR`` makes the copy use a DVC cache
 shared with other copies (``dvc config --local cache.dir``): its run-cache then restores a stage
 another study already ran with the same deps, params and code (the scorer, the real-only runs)
@@ -31,15 +31,23 @@ from e2e import make_study, read_yaml  # noqa: E402  (the project copy the end-t
 
 
 def override(params: dict, assignment: str) -> None:
-    key, sep, value = assignment.partition("=")
-    if not sep:
-        sys.exit(f"--set {assignment}: expected KEY=VALUE")
+    """``KEY=VALUE`` sets a dotted key; ``~KEY`` removes it (as ``dvc exp run -S`` does), e.g.
+    the section of the GAN family a study switches away from (``~gan.wgan_gp``)."""
+    remove = assignment.startswith("~")
+    key, sep, value = assignment.removeprefix("~").partition("=")
+    if not sep and not remove:
+        sys.exit(f"--set {assignment}: expected KEY=VALUE or ~KEY")
     *parents, leaf = key.split(".")
     node = params
-    for part in parents:
+    for i, part in enumerate(parents):
+        if part not in node and i > 0:  # a family's section, e.g. gan.stargan
+            node[part] = {}
         if not isinstance(node.get(part), dict):
             sys.exit(f"--set {assignment}: {part!r} is not a section of the params file")
         node = node[part]
+    if remove:
+        node.pop(leaf, None)
+        return
     # A key the file lacks is added (a family's own knob, e.g. gan.diffaugment); the check_params
     # stage then refuses it if it is misspelt or misplaced, naming the key.
     node[leaf] = yaml.safe_load(value)

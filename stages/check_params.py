@@ -1,7 +1,8 @@
 """Stage check_params: validate the whole params file before any other stage does work.
 
 Every key is checked (unknown, misnested, wrong type, non-finite, out of range, names that reach
-commands), and the sections against each other; see ganaug.validate. Every other stage depends
+commands), and the sections against each other, and every installed plugin is loaded and
+checked; see ganaug.validate. Every other stage depends
 on this stage's output, whose content does not depend on the params: a valid change reruns only
 this check and then what the change touches; an invalid one stops the run here, naming the key.
 """

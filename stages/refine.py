@@ -10,13 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.configs.gan import GanConfig
 from ganaug.configs.generate import GenerateConfig
 from ganaug.configs.refine import REFINE_BASE, RefineConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.gan.family import LoadedGan
+from ganaug.gan.knobs import gan_config
 from ganaug.io import save_json
 from ganaug.models.checkpoint import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
@@ -106,7 +106,7 @@ def main(argv=None) -> None:
 def run_round(args, params: dict, cfg: RefineConfig, start_name: str, strategy, seed: int,
               vary: list[str], device) -> dict:
     """One replicate's round: fine-tune, generate, score, select; returns its stats."""
-    gan_cfg = with_seed(load_section(params, "gan", GanConfig), seed, "gan", vary)
+    gan_cfg = with_seed(gan_config(params["gan"]), seed, "gan", vary)
     select_cfg = load_section(params, f"select.{cfg.strategy}", strategy.config)
     if hasattr(select_cfg, "seed"):
         select_cfg = with_seed(select_cfg, seed, "gan", vary)

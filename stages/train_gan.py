@@ -7,15 +7,14 @@ import numpy as np
 import torch
 
 from ganaug.checkpoints import save_checkpoint
-from ganaug.configs.gan import GanConfig
 from ganaug.data import load_prepared
-from ganaug.gan import family_for
+from ganaug.gan import family_for, gan_config
 from ganaug.gan.train import progress_samples, train_gan
 from ganaug.images import grid, save_png, upscale_for
 from ganaug.replicates import vary_of, with_seed
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism, set_threads
-from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.stage import exit_with, parser, read_params
 
 
 def build_parser():
@@ -38,8 +37,7 @@ def main(argv=None) -> None:
 
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = with_seed(load_section(params, "gan", GanConfig), args.replicate, "gan",
-                    vary_of(params))
+    cfg = with_seed(gan_config(params["gan"]), args.replicate, "gan", vary_of(params))
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)

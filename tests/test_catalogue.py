@@ -104,14 +104,23 @@ PARAMS_CASES = [
     ("unknown-classifier", {"classifier.arch": "resnet_18"},
      ["classifier.arch", "'resnet_18'", "did you mean 'resnet18'"]),
     ("unknown-gan-family", {"gan.arch": "stylegan2"}, ["gan.arch", "'stylegan2'", "known:"]),
-    ("stargan-per-class", {"gan.arch": "stargan", "gan.per_class": True}, ["gan.per_class"]),
-    ("stargan-warmup", {"gan.arch": "stargan", "gan.warmup_steps": 5}, ["gan.warmup_steps"]),
+    ("stargan-per-class", {"gan.arch": "stargan", "gan.dcgan": DELETE,
+                           "gan.stargan": {"per_class": True}},
+     ["gan.stargan.per_class", "unknown key", "dcgan, wgan_gp only"]),
+    ("stargan-warmup", {"gan.arch": "stargan", "gan.dcgan": DELETE, "gan.warmup_steps": 5},
+     ["gan.warmup_steps"]),
+    ("family-knob-among-the-shared", {"gan.z_dim": 8},
+     ["gan.z_dim", "unknown key", "put it under gan.dcgan"]),
+    ("section-of-another-family", {"gan.arch": "sngan"},
+     ["gan.dcgan", "knobs of GAN family 'dcgan'", "gan.arch is 'sngan'", "~gan.dcgan"]),
     ("ada-without-augmentations", {"gan.ada_target": 0.6}, ["gan", "ada_target", "diffaugment"]),
     ("ada-on-a-wgan-critic",
-     {"gan.arch": "wgan_gp", "gan.diffaugment": ["translation"], "gan.ada_target": 0.6},
+     {"gan.arch": "wgan_gp", "gan.dcgan": DELETE, "gan.diffaugment": ["translation"],
+      "gan.ada_target": 0.6},
      ["gan.ada_target", "wgan_gp", "no fixed sign"]),
     ("ada-on-stargan",
-     {"gan.arch": "stargan", "gan.diffaugment": ["translation"], "gan.ada_target": 0.6},
+     {"gan.arch": "stargan", "gan.dcgan": DELETE, "gan.diffaugment": ["translation"],
+      "gan.ada_target": 0.6},
      ["gan.ada_target", "stargan", "no fixed sign"]),
     ("unknown-augmentation", {"gan.diffaugment": ["colour"]}, ["gan.diffaugment.0"]),
     ("device-gpu", {"device": "gpu"}, ["device", "'gpu'", "auto, cpu, cuda"]),
@@ -126,7 +135,7 @@ PARAMS_CASES = [
     ("refine-round-named-base", {"refine.rounds": {"base": "base"}}, ["refine", "'base'"]),
     ("refine-round-with-slash", {"refine.rounds": {"r/1": "base"}}, ["'r/1'", "not a usable"]),
     ("seeds-as-a-string", {"study.seeds": "0,1,2"}, ["study.seeds", "valid list"]),
-    ("bool-for-an-int", {"gan.z_dim": True}, ["gan.z_dim", "valid integer"]),
+    ("bool-for-an-int", {"gan.dcgan.z_dim": True}, ["gan.dcgan.z_dim", "valid integer"]),
     ("threshold-above-one", {"select.threshold.min_confidence": 1.5},
      ["select.threshold", "min_confidence", "[0, 1]"]),
     ("no-datasets", {"datasets": {}}, ["datasets", "expected a mapping"]),
@@ -306,8 +315,7 @@ def test_a_full_disk_while_the_pool_is_allocated_is_a_clear_error(tmp_path, monk
 
 
 def test_a_full_disk_while_generating_leaves_no_temporary_pool(tmp_path, monkeypatch):
-    from ganaug.config import GanConfig
-    from ganaug.gan import family_for
+    from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
     from ganaug.pool import make_pool
 
@@ -315,7 +323,7 @@ def test_a_full_disk_while_generating_leaves_no_temporary_pool(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    family = family_for(GanConfig(z_dim=4, width=2), 3, (1, 8, 8))
+    family = family_for(gan_config({"width": 2, "dcgan": {"z_dim": 4}}), 3, (1, 8, 8))
     nets = family.build().eval()
     gan = LoadedGan(family, nets.generator, nets.discriminator, {})
     data = Prepared(splits={s: (np.zeros((6, 1, 8, 8), np.uint8), np.arange(6) % 3)
@@ -430,6 +438,24 @@ def test_a_gan_checkpoint_from_another_version_is_a_checkpoint_error(tmp_path):
     path = tmp_path / "gan.pt"
     save_checkpoint(path, {"kind": "gan", "arch": "dcgan", "gen_kwargs": {}, "generator": {}})
     with pytest.raises(CheckpointError, match=rf"{path}: cannot rebuild the GAN"):
+        load_gan(path)
+    # Made before the families' knobs moved to gan.<arch>: the flat config is refused alike.
+    save_checkpoint(path, {"kind": "gan", "arch": "dcgan", "generator": {},
+                           "config": {"arch": "dcgan", "z_dim": 8}})
+    with pytest.raises(CheckpointError, match=rf"{path}: cannot rebuild the GAN .*gan.z_dim"):
+        load_gan(path)
+
+
+def test_a_gan_checkpoint_of_a_family_that_is_not_installed_names_it(tmp_path):
+    from ganaug.checkpoints import save_checkpoint
+    from ganaug.errors import CheckpointError
+    from ganaug.gan import load_gan
+
+    path = tmp_path / "gan.pt"
+    save_checkpoint(path, {"kind": "gan", "arch": "tiny", "config": {"arch": "tiny"},
+                           "generator": {}})
+    with pytest.raises(CheckpointError, match=rf"^{path}: made by GAN family 'tiny', which is "
+                                              rf"neither built in nor installed as a plugin"):
         load_gan(path)
 
 

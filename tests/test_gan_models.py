@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gancfg import gan_cfg
 from torch import nn
 
-from ganaug.config import GanConfig
 from ganaug.gan import FAMILIES, family_for
 from ganaug.gan.losses import gradient_penalty
 from ganaug.gan.models import Discriminator, Generator, PerClassDiscriminator, PerClassGenerator
@@ -81,7 +81,7 @@ def test_per_class_networks_dispatch_rows_to_their_labels_member(size):
 
 @pytest.mark.parametrize("per_class", [False, True])
 def test_wgan_gp_critic_has_no_batch_norm(per_class):
-    cfg = GanConfig(arch="wgan_gp", z_dim=4, width=2, per_class=per_class)
+    cfg = gan_cfg("wgan_gp", z_dim=4, width=2, per_class=per_class)
     disc = family_for(cfg, 2, (1, 8, 8)).build().discriminator
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules())
     # and so each image's critic value does not depend on the rest of the batch
@@ -92,7 +92,7 @@ def test_wgan_gp_critic_has_no_batch_norm(per_class):
 
 def test_every_noise_gan_builds_per_class_at_fer_size():
     for name in ("dcgan", "wgan_gp"):
-        nets = family_for(GanConfig(arch=name, z_dim=4, width=2, per_class=True), 2,
+        nets = family_for(gan_cfg(name, z_dim=4, width=2, per_class=True), 2,
                           (1, 48, 48)).build()
         z, y = torch.randn(4, 4), torch.tensor([0, 1, 1, 0])
         out = nets.generator(z, y)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from gancfg import gan_cfg, gan_section
 
 from ganaug.checkpoints import load_checkpoint, save_checkpoint
 from ganaug.config import GanConfig
@@ -35,9 +36,9 @@ def data():
     return x, y
 
 
-def tiny(**changes) -> GanConfig:
+def tiny(arch: str = "dcgan", **changes) -> GanConfig:
     base = dict(z_dim=4, width=2, steps=8, batch_size=4, checkpoint_every=2, log_every=1)
-    return GanConfig(**{**base, **changes})
+    return gan_cfg(arch, **{**base, **changes})
 
 
 def weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -179,8 +180,8 @@ def stage_inputs(tmp_path, gan_changes: dict) -> list[str]:
     y = np.repeat(np.arange(K), 3)
     save_prepared(tmp_path / "src.npz", Prepared(splits={s: (x, y) for s in ("train", "val", "test")},
                                                  classes=["a", "b", "c"], meta={}))
-    gan = {"z_dim": 4, "width": 2, "steps": 4, "batch_size": 4, "checkpoint_every": 2,
-           "log_every": 2, **gan_changes}
+    gan = gan_section(**{"z_dim": 4, "width": 2, "steps": 4, "batch_size": 4,
+                         "checkpoint_every": 2, "log_every": 2, **gan_changes})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "gan": gan,
                                                            "generate": {"pool_multiplier": 1.0,
                                                                         "max_ratio": 1.0}}))
@@ -200,7 +201,7 @@ def test_the_stages_train_a_per_class_wgan_gp_and_generate_from_its_ema(tmp_path
     for name in ("samples.png", "progress.png", "real.png"):
         assert (tmp_path / "plots" / name).is_file()
     payload = load_gan(tmp_path / "gan.pt").payload
-    assert payload["config"]["per_class"] and payload["generator_kind"] == "ema"
+    assert payload["config"]["wgan_gp"]["per_class"] and payload["generator_kind"] == "ema"
     assert payload["meta"]["steps"] == 4
     assert run(generate.main, ["--gan", str(tmp_path / "gan.pt"), "--data",
                                str(tmp_path / "src.npz"), "--out", str(tmp_path / "pool"),

@@ -240,17 +240,20 @@ def test_the_study_metrics_fit_on_a_screen(study_copy):
 
 
 @pytest.mark.parametrize(("gan", "strategies"), [
-    ({"arch": "stargan", "n_critic": 2, "res_blocks": 1, "lr_g": 0.0001, "lr_d": 0.0001,
-      "diffaugment": ["translation", "cutout"]}, ["combined"]),
+    ({"arch": "stargan", "n_critic": 2, "lr_g": 0.0001, "lr_d": 0.0001,
+      "diffaugment": ["translation", "cutout"], "stargan": {"res_blocks": 1}}, ["combined"]),
     ({"arch": "sngan", "n_critic": 1, "beta1": 0.0, "beta2": 0.9, "lecam_weight": 0.1,
-      "diffaugment": ["color", "translation", "cutout"], "ada_target": 0.6, "ada_interval": 2},
+      "diffaugment": ["color", "translation", "cutout"], "ada_target": 0.6, "ada_interval": 2,
+      "sngan": {"z_dim": 8}},
      ["kcenter"]),
 ], ids=["stargan-combined", "sngan-diffaugment-lecam-ada-kcenter"])
 def test_every_family_and_new_strategy_runs_under_dvc_repro(study_copy, gan, strategies):
     """A GAN family and strategies swapped in by params alone: dvc repro reruns the GAN and what
     follows it, every stage works with them, and the report shows them."""
     params = read_yaml(study_copy / "params.yaml")
-    edit_params(study_copy, **{f"gan.{k}": v for k, v in gan.items()},
+    old = params["gan"]  # the tiny preset's family section goes; the new family's comes
+    switched = {**{k: v for k, v in old.items() if k != old["arch"]}, **gan}
+    edit_params(study_copy, gan=switched,
                 **{"study.strategies": strategies, "refine.rounds": {},
                    "select.combined": {"weight": 1.0, "standardize": True,
                                        "require_correct": False},

@@ -12,6 +12,7 @@ is fetched from a local file:// URL.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -25,6 +26,7 @@ import yaml
 from e2e import REPO_ROOT, make_study
 from PIL import Image
 
+from ganaug.gan import FAMILIES
 from ganaug.validate import validate_params
 
 PRESETS = sorted(p for p in (REPO_ROOT / "presets").glob("*.yaml"))
@@ -104,8 +106,10 @@ def shrink(params: dict) -> dict:
         p[section].update(width=4, epochs=1, batch_size=8, patience=1, checkpoint_every=1,
                           pretrained=None, min_epochs=min(p[section].get("min_epochs", 0), 1))
     g = p["gan"]
-    g.update(z_dim=8, width=4, steps=2, batch_size=8, checkpoint_every=1, log_every=1,
+    g.update(width=4, steps=2, batch_size=8, checkpoint_every=1, log_every=1,
              warmup_steps=min(g["warmup_steps"], 1))
+    knobs = {f.name for f in dataclasses.fields(FAMILIES.get(g["arch"]).config)}
+    g[g["arch"]] = {**(g.get(g["arch"]) or {}), **({"z_dim": 8} if "z_dim" in knobs else {})}
     p["generate"].update(pool_multiplier=1.0, test_per_class=min(p["generate"]["test_per_class"], 2),
                          batch_size=64)
     p["score"].update(batch_size=64, kid_subset_size=2, kid_subsets=2, grid_per_class=1,

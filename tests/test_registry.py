@@ -11,8 +11,8 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from gancfg import gan_cfg
 
-from ganaug.config import GanConfig
 from ganaug.gan import family_for, gan_payload, load_gan
 from ganaug.models import CLASSIFIERS, CheckpointError
 from ganaug.models.checkpoint import (
@@ -161,7 +161,7 @@ def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
 def test_checkpoint_of_another_kind_is_refused(classifier_file, tmp_path):
     with pytest.raises(CheckpointError, match=rf"{re.escape(str(classifier_file))}.*'classifier'.*'gan'"):
         load_gan(classifier_file)
-    family = family_for(GanConfig(z_dim=8, width=4), 2, (1, 8, 8))
+    family = family_for(gan_cfg("dcgan", z_dim=8, width=4), 2, (1, 8, 8))
     gan_file = tmp_path / "gan.pt"
     save_checkpoint(gan_file, gan_payload(family, family.build(), None))
     with pytest.raises(CheckpointError, match=re.escape(str(gan_file))):
@@ -190,7 +190,7 @@ def test_classifier_checkpoint_with_mismatched_kwargs_is_refused(tmp_path):
 def test_load_state_with_another_architectures_weights(tmp_path):
     name = next(iter(CLASSIFIERS))
     model, _ = make_classifier(name)
-    gen = family_for(GanConfig(z_dim=8, width=4), NUM_CLASSES, (1, 8, 8)).build().generator
+    gen = family_for(gan_cfg("dcgan", z_dim=8, width=4), NUM_CLASSES, (1, 8, 8)).build().generator
     path = tmp_path / "foreign.pt"
     with pytest.raises(CheckpointError, match=rf"{re.escape(str(path))}.*the generator weights"):
         load_state(gen, model.state_dict(), path, "generator")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from gancfg import SMALL, gan_cfg
 
-from ganaug.config import GanConfig, ScoreConfig
+from ganaug.config import ScoreConfig
 from ganaug.data import Prepared
 from ganaug.gan import FAMILIES, family_for
 from ganaug.gan.family import LoadedGan
@@ -23,7 +24,7 @@ def parts():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
     labels = np.arange(40) % K
-    family = family_for(GanConfig(arch="dcgan", z_dim=8, width=4), K, (1, 8, 8))
+    family = family_for(gan_cfg("dcgan", z_dim=8, width=4), K, (1, 8, 8))
     nets = family.build().eval()
     gan = LoadedGan(family, nets.generator, nets.discriminator, {})
     scorer = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=K, image_size=8,
@@ -99,7 +100,7 @@ def test_chunked_cpu_scoring_equals_one_whole_batch(arch):
     n, k = 300, 7
     images = rng.integers(0, 256, (n, 1, 48, 48), dtype=np.uint8)
     labels = rng.integers(0, k, n)
-    family = family_for(GanConfig(arch=arch, z_dim=4, width=4, res_blocks=1), k, (1, 48, 48))
+    family = family_for(gan_cfg(arch, SMALL, width=4), k, (1, 48, 48))
     nets = family.build().eval()
     gan = LoadedGan(family, nets.generator, nets.discriminator, {})
     scorer = CLASSIFIERS.get("small_cnn")(in_channels=1, num_classes=k, image_size=48,

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from gancfg import gan_cfg
 
 import ganaug.training as training
 from ganaug.calibration import calibration_report, fit_temperature, nll, reliability
@@ -267,7 +268,7 @@ def test_checkpoints_load_laid_out_for_inference_with_the_same_outputs(tmp_path,
         assert torch.allclose(loaded(x), model(x), atol=1e-5)
         assert torch.equal(loaded(x), load_classifier(tmp_path / "c.pt", "cpu")[0](x))
 
-    family = family_for(GanConfig(arch="dcgan", z_dim=8, width=8), 3, (1, 16, 16))
+    family = family_for(gan_cfg("dcgan", z_dim=8, width=8), 3, (1, 16, 16))
     nets = family.build().eval()
     save_checkpoint(tmp_path / "g.pt", gan_payload(family, nets, None, {}))
     gan = load_gan(tmp_path / "g.pt", "cpu")

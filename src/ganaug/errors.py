@@ -25,6 +25,11 @@ class DataFileError(UserError, ValueError):
     """A data file is missing, unreadable or does not hold what it should."""
 
 
+class PluginError(UserError, RuntimeError):
+    """An installed plugin (an entry point of another package) fails to import, takes a name
+    already registered, or lacks what its registry needs."""
+
+
 class CheckpointError(UserError, ValueError):
     """A checkpoint is missing, unreadable, or not the kind of model that was expected."""
 

@@ -2,10 +2,11 @@
 
 Each stage parses the sections it declares; this module checks everything else a stage alone
 cannot: keys no stage reads (a misspelt ``scorrer``, a misnested ``select.min_confidence``),
-names that must exist in a registry (GAN families, classifiers, selection strategies, dataset
-kinds), names that reach commands and file names, and the agreement between sections (the source
-and targets exist, every strategy has its knobs, the pool is large enough for every ratio, dataset
-files are where DVC tracks them). The ``check_params`` stage runs it first in every ``dvc
+the installed plugins (every one is loaded and checked, used or not), names that must exist in
+a registry (GAN families, classifiers, selection strategies, dataset kinds), names that reach
+commands and file names, and the agreement between sections (the source and targets exist,
+every strategy has its knobs, the pool is large enough for every ratio, dataset files are where
+DVC tracks them). The ``check_params`` stage runs it first in every ``dvc
 repro``, and ``python -m ganaug.parallel`` before it starts any worker; ``python -m
 ganaug.validate [params.yaml]`` runs it by hand.
 """
@@ -66,6 +67,7 @@ def validate_params(params: Mapping[str, Any], where: str = "params.yaml") -> di
     Raises :class:`ParamsError` naming the first problem (``params.yaml: <key>: <what is
     expected>``).
     """
+    load_plugins()
     sections = _sections()
     if not isinstance(params, Mapping):
         raise ParamsError(f"{where}: expected a mapping of sections at the top level")
@@ -84,6 +86,17 @@ def validate_params(params: Mapping[str, Any], where: str = "params.yaml") -> di
 
 def validate_params_file(path: str = "params.yaml") -> dict[str, Any]:
     return validate_params(load_params(path), str(path))
+
+
+def load_plugins() -> None:
+    """Load every installed plugin of every registry: a broken one is a
+    :class:`~ganaug.errors.PluginError` naming it, whether the params use it or not."""
+    from ganaug.data.base import DATASET_KINDS
+    from ganaug.gan import FAMILIES
+    from ganaug.selection import STRATEGIES
+
+    for registry in (FAMILIES, STRATEGIES, DATASET_KINDS):
+        len(registry)  # a lookup loads the registry's plugins
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,12 +137,9 @@ def _classifier(cls: type) -> Callable[[Any, str, str], Any]:
 
 
 def _gan(value: Any, key: str, where: str) -> GanConfig:
-    from ganaug.gan import FAMILIES
+    from ganaug.gan import FAMILIES, gan_config
 
-    cfg = parse(GanConfig, value, key, where)
-    if cfg.arch not in FAMILIES:
-        raise ParamsError(f"{where}: {key}.arch: unknown GAN family {cfg.arch!r}"
-                          f"{_did_you_mean(cfg.arch, FAMILIES)}; known: {', '.join(FAMILIES)}")
+    cfg = gan_config(value, key, where)
     try:
         FAMILIES.get(cfg.arch).check_params(cfg)
     except ValueError as exc:

@@ -1,9 +1,15 @@
-"""The ``gan`` section: the GAN family and its training."""
+"""The ``gan`` section's shared knobs: the GAN family and the training loop every family shares.
+
+A family's own knobs (a noise dimension, a loss weight, residual blocks) are not here: each family
+declares its config dataclass beside its code (``GanFamily.config``), read from the section
+``gan.<arch>`` (``gan.stargan.lambda_rec``); :func:`ganaug.gan.gan_config` parses both.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic.dataclasses import dataclass
 
@@ -19,22 +25,21 @@ AUGMENT_OPS = ("color", "translation", "cutout")
 
 @dataclass(config=STRICT, frozen=True)
 class GanConfig:
-    """The GAN and how it is trained (section ``gan``). Every family reads the common keys; the
-    family's module docstring (``ganaug.gan.noise``, ``.sngan``, ``.stargan``) gives its usual
-    values and which of the family-specific keys it reads.
+    """The GAN and how it is trained (section ``gan``): what the shared loop
+    (``ganaug.gan.train``) reads, for every family. The chosen family's own knobs are ``knobs``
+    (the section ``gan.<arch>``); each family's module docstring gives its usual values.
 
     Usual values: ``wgan_gp``: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``,
-    ``n_critic = 5``, ``gp_weight = 10``. ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``.
-    ``sngan``: ``2e-4``, ``0.0``, ``0.9``, ``n_critic = 2``, with ``diffaugment`` for scarce data.
-    ``stargan``: ``1e-4``, ``0.5``, ``0.999``, ``n_critic = 5``, ``gp_weight = 10``,
-    ``lambda_cls = 1``, ``lambda_rec = 10``.
+    ``n_critic = 5``. ``dcgan``: ``2e-4``, ``0.5``, ``0.999``, ``1``. ``sngan``: ``2e-4``,
+    ``0.0``, ``0.9``, ``n_critic = 5``, with ``diffaugment`` for scarce data. ``stargan``:
+    ``1e-4``, ``0.5``, ``0.999``, ``n_critic = 5``.
     """
 
-    # A family registered in ganaug.gan.FAMILIES: dcgan, wgan_gp, sngan, stargan.
+    # A family registered in ganaug.gan.FAMILIES: dcgan, wgan_gp, sngan, stargan, or a plugin's.
     arch: str = "dcgan"
-    z_dim: int = 64
+    # The networks' base channel count (how each family scales it: its module docstring).
     width: int = 64
-    # Generator updates. With per_class, each class's pair gets this many (K x the compute).
+    # Generator updates. With gan.<arch>.per_class, each class's pair gets this many.
     steps: int = 3000
     # Real images per discriminator update (per class with per_class).
     batch_size: int = 64
@@ -45,21 +50,14 @@ class GanConfig:
     beta2: float = 0.999
     # Discriminator (critic) updates per generator update.
     n_critic: int = 1
-    # Weight of the gradient penalty in the critic loss; read by the families that use one
-    # (wgan_gp, stargan).
-    gp_weight: float = 10.0
     # Decay of the exponential moving average of the generator's weights (ramped up over the first
     # steps: see ganaug.gan.train.ema_update); the average is the generator saved for `generate`
     # (the raw one is kept beside it). 0 or null: off.
     ema_decay: float | None = 0.999
-    # One independent generator/discriminator pair per class, each trained only on its class's
-    # images (the published per-class DCGAN setup), instead of one conditional GAN. Noise-to-image
-    # families only.
-    per_class: bool = False
     # The first warmup_steps of `steps` train the generator by feature matching (Salimans et al.
     # 2016: match the per-class mean of the discriminator's penultimate features on real and
     # generated images) instead of the adversarial loss; the discriminator trains as usual. 0: off.
-    # Noise-to-image families only.
+    # Noise-to-image families only (the loop schedules it; a family without it refuses it).
     warmup_steps: int = 0
     # Data-efficient training, for every family. DiffAugment (Zhao et al. 2020): these
     # differentiable augmentations are applied to real and generated images before every
@@ -80,11 +78,6 @@ class GanConfig:
     # discriminator's outputs. 0: off.
     lecam_weight: float = 0.0
     lecam_decay: float = 0.99
-    # Image-to-image families (stargan): weights of the domain-classification and the cycle
-    # reconstruction losses, and the generator's residual blocks.
-    lambda_cls: float = 1.0
-    lambda_rec: float = 10.0
-    res_blocks: int = 3
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -94,14 +87,17 @@ class GanConfig:
     # (the gradient penalty and the discriminator's scores are sensitive to precision).
     channels_last: bool = True
     amp: bool = False
+    # The chosen family's own knobs: the section gan.<arch> parsed into that family's config
+    # dataclass (GanFamily.config) by ganaug.gan.gan_config; None: that dataclass's defaults
+    # (ganaug.gan.family_for fills them in). Not a params key.
+    knobs: Any = None
 
     def __post_init__(self) -> None:
         # Whether `arch` is a registered family and takes these knobs: ganaug.validate.
         check_name("arch", self.arch)
-        positive(z_dim=self.z_dim, width=self.width, steps=self.steps, batch_size=self.batch_size,
+        positive(width=self.width, steps=self.steps, batch_size=self.batch_size,
                   n_critic=self.n_critic, checkpoint_every=self.checkpoint_every,
-                  log_every=self.log_every, ada_interval=self.ada_interval,
-                  res_blocks=self.res_blocks)
+                  log_every=self.log_every, ada_interval=self.ada_interval)
         for key in ("lr_g", "lr_d", "ada_kimg"):
             v = getattr(self, key)
             if not v > 0:
@@ -110,10 +106,8 @@ class GanConfig:
             v = getattr(self, key)
             if not 0 <= v < 1:
                 raise ValueError(f"{key}: must be in [0, 1), got {v}")
-        for key in ("gp_weight", "lecam_weight", "lambda_cls", "lambda_rec"):
-            v = getattr(self, key)
-            if not v >= 0:
-                raise ValueError(f"{key}: must be a finite number >= 0, got {v}")
+        if not self.lecam_weight >= 0:
+            raise ValueError(f"lecam_weight: must be a finite number >= 0, got {self.lecam_weight}")
         if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay: must be in [0, 1) (0 or null: no EMA), got {self.ema_decay}")
         if not 0 <= self.warmup_steps < self.steps:
@@ -132,3 +126,15 @@ class GanConfig:
                              "translation, cutout]) or set ada_target to null")
         if self.seed < 0:
             raise ValueError(f"seed: must be >= 0, got {self.seed}")
+
+    def section(self) -> dict[str, Any]:
+        """The params form, as ``params.yaml`` writes it: the shared keys and ``{arch: knobs}``
+        (what a GAN checkpoint records, and what :func:`ganaug.gan.gan_config` reads back)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "knobs"}
+        out["diffaugment"] = list(self.diffaugment)
+        knobs = {} if self.knobs is None else dataclasses.asdict(self.knobs)
+        return {**out, self.arch: knobs}
+
+
+# The shared keys of the gan section (what is not a family's section).
+SHARED_KEYS = tuple(f.name for f in dataclasses.fields(GanConfig) if f.name != "knobs")

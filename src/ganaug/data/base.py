@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ganaug.io import DataFileError, load_npz, save_npz
+from ganaug.registry import Registry
 
 SPLITS = ("train", "val", "test")
 
@@ -196,7 +197,9 @@ def _load_reserve(path: str | Path, arrays: dict[str, np.ndarray], y_train: np.n
 
 
 # ------------------------------------------------------------------------------------------
-# Registry of dataset kinds: params `datasets.<name>.kind` picks one.
+# Registry of dataset kinds: params `datasets.<name>.kind` picks one. Built in: the modules that
+# ganaug.data.prepare imports; from another package: an entry point of the group
+# ganaug.dataset_kinds naming a loader decorated with @dataset_kind(Config).
 # ------------------------------------------------------------------------------------------
 
 
@@ -206,14 +209,43 @@ class DatasetKind:
     load: Callable[[Any], RawDataset]
 
 
-DATASET_KINDS: dict[str, DatasetKind] = {}
+def check_dataset_kind(kind: str, obj: Any) -> DatasetKind:
+    """What a registered dataset kind must be (built-in or plugin): a :class:`DatasetKind` (what
+    :func:`dataset_kind` makes) whose config is a dataclass with a ``kind`` field."""
+    from ganaug.params import check_name
+
+    check_name("the dataset kind", kind)
+    if not isinstance(obj, DatasetKind):
+        raise ValueError(f"is {obj!r}, not a ganaug.data.base.DatasetKind: decorate its loader "
+                         f"with @ganaug.data.base.dataset_kind(ConfigClass)")
+    cls = obj.config_cls
+    if not (isinstance(cls, type) and is_dataclass(cls)
+            and "kind" in {f.name for f in fields(cls)}):
+        raise ValueError(f"its config must be a dataclass with a `kind` field (datasets.<name>."
+                         f"kind), got {cls!r}")
+    if not callable(obj.load):
+        raise ValueError(f"its loader is not callable: {obj.load!r}")
+    return obj
+
+
+DATASET_KINDS: Registry[DatasetKind] = Registry(
+    "dataset kind", group="ganaug.dataset_kinds", builtins="ganaug.data.prepare",
+    check=check_dataset_kind)
+
+
+def dataset_kind(config_cls: type) -> Callable[[Callable[[Any], RawDataset]], DatasetKind]:
+    """``@dataset_kind(MyConfig)`` on ``load(cfg) -> RawDataset``: the kind, not registered (a
+    plugin's entry point names it; the entry point's name is the kind)."""
+    def deco(fn: Callable[[Any], RawDataset]) -> DatasetKind:
+        return DatasetKind(config_cls, fn)
+
+    return deco
 
 
 def register_dataset(kind: str, config_cls: type) -> Callable:
+    """``@register_dataset("npz", NpzConfig)`` on a built-in kind's loader."""
     def deco(fn: Callable[[Any], RawDataset]) -> Callable[[Any], RawDataset]:
-        if kind in DATASET_KINDS:
-            raise ValueError(f"dataset kind {kind!r} registered twice")
-        DATASET_KINDS[kind] = DatasetKind(config_cls, fn)
+        DATASET_KINDS.register(kind)(dataset_kind(config_cls)(fn))
         return fn
 
     return deco

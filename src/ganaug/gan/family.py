@@ -12,17 +12,22 @@ A family is a subclass of :class:`GanFamily` registered in :data:`FAMILIES` unde
 - which scores its discriminator offers for an image and its intended label
   (:meth:`disc_scores`; ``realism`` always, more where the discriminator has more heads),
 - whether its discriminator's raw output is sign-calibrated (:attr:`sign_calibrated`), which
-  ADA's overfitting heuristic needs; every family must say.
+  ADA's overfitting heuristic needs; every family must say,
+- its own knobs (:attr:`config`: a strict dataclass, read from the section ``gan.<name>`` by
+  :func:`ganaug.gan.knobs.gan_config`; :attr:`knobs` holds the parsed values), beside the shared
+  ones of :class:`~ganaug.configs.gan.GanConfig` that the training loop reads.
 
-Adding a family takes one module (networks + the subclass, registered with
-``@FAMILIES.register("name")``) imported in ``ganaug/gan/__init__.py``, its knobs in
-``GanConfig`` if it needs new ones, and a line in the README; the registry-wide tests in
-``tests/test_gan_families.py`` cover it without edits.
+Adding a family takes one module (networks, config + the subclass, registered with
+``@FAMILIES.register("name")``) imported in ``ganaug/gan/__init__.py`` and a line in the README;
+or, from another package, the same module named by an entry point of the group
+``ganaug.gan_families`` (README "Extending"). The registry-wide tests in
+``tests/test_gan_families.py`` cover a built-in family without edits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -32,11 +37,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic.dataclasses import dataclass as strict_dataclass
 from torch import nn
 
 from ganaug.checkpoints import load_checkpoint, load_state
-from ganaug.configs.gan import GanConfig
+from ganaug.configs.gan import SHARED_KEYS, GanConfig
 from ganaug.errors import CheckpointError, ParamsError
+from ganaug.params import STRICT, check_name
 from ganaug.registry import Registry
 from ganaug.runtime import inference_layout
 from ganaug.tensors import to_model_range
@@ -90,10 +97,16 @@ class Sampler(ABC):
         return np.full(len(plan), -1, np.int64)
 
 
+@strict_dataclass(config=STRICT, frozen=True)
+class NoKnobs:
+    """The config of a family without knobs of its own (its section ``gan.<name>`` stays empty)."""
+
+
 class GanFamily(ABC):
     """How one GAN family is built, trained, sampled and scored (see the module docstring).
 
-    ``cfg`` is the ``gan`` params section; ``image_shape`` is ``(C, H, W)``.
+    ``cfg`` is the ``gan`` params section (the shared knobs, and the family's own in
+    ``cfg.knobs``, also :attr:`knobs`); ``image_shape`` is ``(C, H, W)``.
     """
 
     name: ClassVar[str] = ""
@@ -107,17 +120,31 @@ class GanFamily(ABC):
     # (its loss is a difference of means), so its sign drifts with that constant and ADA's p
     # would move on noise. No default: a new family must say (None is refused with ADA on).
     sign_calibrated: ClassVar[bool | None] = None
+    # The family's own knobs: a strict frozen dataclass (pydantic's, with ganaug.params.STRICT),
+    # read from gan.<name>; every field needs a default.
+    config: ClassVar[type] = NoKnobs
 
     def __init__(self, cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, int]) -> None:
+        if cfg.knobs is None:
+            cfg = dataclasses.replace(cfg, knobs=self.config())
+        elif not isinstance(cfg.knobs, self.config):
+            raise ValueError(f"{self.name}: knobs of type {type(cfg.knobs).__name__}, expected "
+                             f"{self.config.__name__} (parse the section with gan_config)")
         self.cfg, self.num_classes = cfg, int(num_classes)
         self.image_shape = tuple(int(v) for v in image_shape)
         self.check()
 
+    @property
+    def knobs(self) -> Any:
+        """The family's own knobs (an instance of :attr:`config`), from ``gan.<name>``."""
+        return self.cfg.knobs
+
     @classmethod
     def check_config(cls, cfg: GanConfig) -> None:
-        """Raise ValueError(``"<key>: ..."``) for knobs this family cannot take (no data needed:
+        """Raise ValueError(``"<key>: ..."``, the key relative to ``gan``: ``warmup_steps``,
+        ``stargan.res_blocks``) for knobs this family cannot take together (no data needed:
         ``ganaug.validate`` calls :meth:`check_params`, which calls it, before any stage runs).
-        Every knob is fine by default."""
+        ``cfg.knobs`` may be None (the defaults). Every knob is fine by default."""
         return None
 
     @classmethod
@@ -178,7 +205,40 @@ class GanFamily(ABC):
         in :attr:`score_names`; ``realism``: higher = more real to the discriminator."""
 
 
-FAMILIES: Registry[type[GanFamily]] = Registry("GAN family")
+def check_family(name: str, cls: Any) -> type[GanFamily]:
+    """What a registered family must be (built-in or plugin): a concrete :class:`GanFamily`
+    subclass that declares its config, its scores and whether its discriminator is
+    sign-calibrated, under a name that can be a params key beside the shared ones. Raises
+    ValueError saying what is missing."""
+    check_name("the family name", name)
+    if name in SHARED_KEYS:
+        raise ValueError(f"the name {name!r} is a shared key of the gan section; choose another")
+    if not (isinstance(cls, type) and issubclass(cls, GanFamily)):
+        raise ValueError(f"is {cls!r}, not a subclass of ganaug.gan.GanFamily")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ValueError(f"{cls.__qualname__} lacks the method(s) {missing} (GanFamily)")
+    if cls.name not in ("", name):
+        raise ValueError(f"{cls.__qualname__}.name is {cls.name!r}, registered as {name!r}")
+    if not isinstance(cls.sign_calibrated, bool):
+        raise ValueError(f"{cls.__qualname__}.sign_calibrated must be True or False (whether the "
+                         f"discriminator's raw output has a fixed sign), got "
+                         f"{cls.sign_calibrated!r}")
+    if not (isinstance(cls.config, type) and dataclasses.is_dataclass(cls.config)):
+        raise ValueError(f"{cls.__qualname__}.config must be a dataclass (its knobs), got "
+                         f"{cls.config!r}")
+    names = cls.score_names
+    if not (isinstance(names, tuple) and names and names[0] == "realism"
+            and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"{cls.__qualname__}.score_names must be a tuple of names starting with "
+                         f"'realism', got {names!r}")
+    if not cls.name:
+        cls.name = name
+    return cls
+
+
+FAMILIES: Registry[type[GanFamily]] = Registry("GAN family", group="ganaug.gan_families",
+                                               builtins="ganaug.gan", check=check_family)
 
 
 def family_for(cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, int]) -> GanFamily:
@@ -207,7 +267,7 @@ def gan_payload(family: GanFamily, nets: Nets, ema_generator: nn.Module | None,
         return {k: v.detach().cpu() for k, v in m.state_dict().items()}
 
     return {
-        "kind": "gan", "arch": family.name, "config": dataclasses.asdict(family.cfg),
+        "kind": "gan", "arch": family.name, "config": family.cfg.section(),
         "num_classes": family.num_classes, "image_shape": list(family.image_shape),
         "generator_kind": "raw" if ema_generator is None else "ema",
         "generator": cpu(nets.generator if ema_generator is None else ema_generator),
@@ -232,10 +292,15 @@ class LoadedGan:
 
 def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[GanFamily, Nets]:
     """The family and freshly built networks a ``kind: gan`` payload describes (no weights)."""
-    from ganaug.params import parse
+    arch = payload.get("arch")
+    if isinstance(arch, str) and arch not in FAMILIES:
+        raise CheckpointError(f"{path}: made by GAN family {arch!r}, which is neither built in nor "
+                              f"installed as a plugin (known: {', '.join(FAMILIES)}); install "
+                              f"the package that provides it")
+    from ganaug.gan.knobs import gan_config
 
     try:
-        cfg = parse(GanConfig, payload["config"], "gan", f"{path} (config)")
+        cfg = gan_config(payload["config"], "gan", f"{path} (config)")
         family = family_for(cfg, payload["num_classes"], tuple(payload["image_shape"]))
         torch.manual_seed(0)  # the weights are overwritten; the draw need only be repeatable
         return family, family.build()

@@ -1,5 +1,7 @@
 """Noise-to-image families on the DCGAN-style networks of :mod:`ganaug.gan.models`: ``dcgan`` and
-``wgan_gp``, each as one conditional GAN or (``gan.per_class``) one independent GAN per class.
+``wgan_gp``, each as one conditional GAN or (``gan.<arch>.per_class``) one independent GAN per
+class. Their own knobs: :class:`NoiseConfig` (``gan.dcgan``), :class:`WganGpConfig`
+(``gan.wgan_gp``).
 
 A training step works on a list of *pairs* (generator, discriminator, the rows of the real images
 they learn from): one pair holding all classes for a conditional GAN, one pair per class with
@@ -16,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic.dataclasses import dataclass as strict_dataclass
 from torch import nn
 
 from ganaug.errors import ParamsError
@@ -35,6 +38,35 @@ from ganaug.gan.models import (
     PerClassGenerator,
     plan_upsampling,
 )
+from ganaug.params import STRICT, positive
+
+
+@strict_dataclass(config=STRICT, frozen=True)
+class NoiseConfig:
+    """``gan.dcgan``: the noise and whether there is one GAN per class."""
+
+    # Dimension of the noise z the generator maps to an image.
+    z_dim: int = 64
+    # One independent generator/discriminator pair per class, each trained only on its class's
+    # images (the published per-class DCGAN setup), instead of one conditional GAN. Each pair
+    # gets gan.steps generator updates (K x the compute).
+    per_class: bool = False
+
+    def __post_init__(self) -> None:
+        positive(z_dim=self.z_dim)
+
+
+@strict_dataclass(config=STRICT, frozen=True)
+class WganGpConfig(NoiseConfig):
+    """``gan.wgan_gp``: :class:`NoiseConfig`'s knobs and the gradient penalty's weight."""
+
+    # Weight of the gradient penalty in the critic loss.
+    gp_weight: float = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight: must be a finite number >= 0, got {self.gp_weight}")
 
 
 @dataclass
@@ -65,8 +97,14 @@ class NoiseFamily(GanFamily):
 
     d_loss_fn: ClassVar[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]
     g_loss_fn: ClassVar[Callable[[torch.Tensor], torch.Tensor]]
+    config = NoiseConfig
     disc_norm: ClassVar[str] = "batch"
     uses_gradient_penalty: ClassVar[bool] = False
+
+    @property
+    def per_class(self) -> bool:
+        """One GAN per class (``gan.<arch>.per_class``; a family without that knob: never)."""
+        return bool(getattr(self.knobs, "per_class", False))
 
     def check(self) -> None:
         super().check()
@@ -76,24 +114,25 @@ class NoiseFamily(GanFamily):
             raise ValueError(f"arch: {self.name}: {exc}") from None
 
     def build(self) -> Nets:
-        cfg, (c, h, _) = self.cfg, self.image_shape
-        gen_cls, disc_cls = ((PerClassGenerator, PerClassDiscriminator) if cfg.per_class
+        cfg, knobs, (c, h, _) = self.cfg, self.knobs, self.image_shape
+        gen_cls, disc_cls = ((PerClassGenerator, PerClassDiscriminator) if self.per_class
                              else (Generator, Discriminator))
-        gen = gen_cls(cfg.z_dim, self.num_classes, c, h, cfg.width)
+        gen = gen_cls(knobs.z_dim, self.num_classes, c, h, cfg.width)
         disc = disc_cls(self.num_classes, c, h, cfg.width, self.disc_norm)
         gen.apply(dcgan_init)
         disc.apply(dcgan_init)
         return Nets(gen, disc)
 
     def _pairs(self, nets: Nets, data: Any) -> list[_Pair]:
-        if not self.cfg.per_class:
+        if not self.per_class:
             return [_Pair(nets.generator, nets.discriminator, None, False)]
         pairs = []
         for c in range(self.num_classes):
             rows = (data.y == c).nonzero().squeeze(1)
             if len(rows) == 0:
-                raise ParamsError(f"gan.per_class: class {c} has no training images to train "
-                                  f"its GAN on; turn per_class off or give every class images")
+                raise ParamsError(f"gan.{self.name}.per_class: class {c} has no training images "
+                                  f"to train its GAN on; turn per_class off or give every class "
+                                  f"images")
             pairs.append(_Pair(nets.generator.members[c], nets.discriminator.members[c], rows,
                                True))
         return pairs
@@ -103,7 +142,7 @@ class NoiseFamily(GanFamily):
         return b.x, (torch.zeros_like(b.y) if p.member else b.y)
 
     def _noise(self, ctx: Any) -> torch.Tensor:
-        return torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=ctx.g,
+        return torch.randn(self.cfg.batch_size, self.knobs.z_dim, generator=ctx.g,
                            device=ctx.g.device).to(ctx.device)
 
     def d_loss(self, nets: Nets, data: Any, ctx: Any) -> tuple[torch.Tensor, dict]:
@@ -120,7 +159,7 @@ class NoiseFamily(GanFamily):
             if self.uses_gradient_penalty:
                 # On the augmented images, which are all the critic ever sees.
                 gp = gradient_penalty(p.disc, real_a, fake_a, y, ctx.g)
-                loss = loss + self.cfg.gp_weight * gp
+                loss = loss + self.knobs.gp_weight * gp
                 rec["gp"] = gp.detach()
             total = total + loss  # pairs share no weights: one sum, K gradients
             logs.append(rec)
@@ -146,7 +185,7 @@ class NoiseFamily(GanFamily):
 
     def sampler(self, generator: nn.Module, real_x: np.ndarray, real_y: np.ndarray,
                 device: torch.device) -> Sampler:
-        return NoiseSampler(generator, self.cfg.z_dim, device)
+        return NoiseSampler(generator, self.knobs.z_dim, device)
 
     def disc_scores(self, discriminator: nn.Module, x: torch.Tensor, y: torch.Tensor
                     ) -> dict[str, torch.Tensor]:
@@ -179,6 +218,7 @@ class WGANGP(NoiseFamily):
     """
 
     name = "wgan_gp"
+    config = WganGpConfig
     sign_calibrated = False  # a critic: only differences of its outputs mean anything
     d_loss_fn = staticmethod(d_loss_wasserstein)
     g_loss_fn = staticmethod(g_loss_wasserstein)

@@ -7,7 +7,9 @@
   normalised too).
 - Hinge loss for both; no gradient penalty (spectral norm bounds the discriminator).
 
-Usual params: ``lr_g = lr_d = 2e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``, ``n_critic = 5`` (as in
+Its own knobs (``gan.sngan``, :class:`SnganConfig`): ``z_dim``; one conditional GAN only (no
+``per_class``: its generator's batch norm and its discriminator's projection are per class
+already). Usual params: ``lr_g = lr_d = 2e-4``, ``beta1 = 0.0``, ``beta2 = 0.9``, ``n_critic = 5`` (as in
 the paper; with 1 or 2 the discriminator stalled on low-data FER2013, its real and fake scores
 never separating: benchmarks/README.md), ``ema_decay = 0.999``; for scarce data add
 ``diffaugment: [color, translation, cutout]`` and ``lecam_weight: 0.1`` (DiffAugment and LeCam
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass as strict_dataclass
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -31,6 +34,18 @@ from ganaug.gan.family import FAMILIES, Nets, NoiseSampler, Sampler
 from ganaug.gan.losses import d_loss_hinge, g_loss_hinge
 from ganaug.gan.models import plan_upsampling
 from ganaug.gan.noise import NoiseFamily
+from ganaug.params import STRICT, positive
+
+
+@strict_dataclass(config=STRICT, frozen=True)
+class SnganConfig:
+    """``gan.sngan``."""
+
+    # Dimension of the noise z the generator maps to an image.
+    z_dim: int = 64
+
+    def __post_init__(self) -> None:
+        positive(z_dim=self.z_dim)
 
 
 class ConditionalBatchNorm(nn.Module):
@@ -134,25 +149,20 @@ class SNGAN(NoiseFamily):
     """SNGAN-style: spectral norm, hinge loss, projection discriminator, conditional batch norm."""
 
     name = "sngan"
+    config = SnganConfig
     sign_calibrated = True  # hinge: trained towards D(real) >= 1, D(fake) <= -1
     d_loss_fn = staticmethod(d_loss_hinge)
     g_loss_fn = staticmethod(g_loss_hinge)
 
-    @classmethod
-    def check_config(cls, cfg) -> None:
-        if cfg.per_class:
-            raise ValueError("per_class: sngan is one conditional GAN (its generator's batch "
-                             "norm and its discriminator's projection are per class already)")
-
     def build(self) -> Nets:
         c, h, _ = self.image_shape
-        gen = SNGenerator(self.cfg.z_dim, self.num_classes, c, h, self.cfg.width)
+        gen = SNGenerator(self.knobs.z_dim, self.num_classes, c, h, self.cfg.width)
         disc = SNDiscriminator(self.num_classes, c, h, self.cfg.width)
         return Nets(gen, disc)
 
     def sampler(self, generator: nn.Module, real_x: np.ndarray, real_y: np.ndarray,
                 device: torch.device) -> Sampler:
-        return NoiseSampler(generator, self.cfg.z_dim, device)
+        return NoiseSampler(generator, self.knobs.z_dim, device)
 
     def disc_scores(self, discriminator: nn.Module, x: torch.Tensor, y: torch.Tensor
                     ) -> dict[str, Any]:

@@ -19,9 +19,10 @@ images as there are real images of the other classes.
 
 Sizes: 48x48 faces go down twice (to 12x12, ``4 x width`` channels) and the PatchGAN to 3x3;
 the bundled 8x8 digits go down once (to 4x4) and the PatchGAN to 2x2, so the same code runs on
-both. Usual params: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.5``, ``beta2 = 0.999``,
-``n_critic = 5``, ``gp_weight = 10``, ``lambda_cls = 1``, ``lambda_rec = 10``, ``width = 64``
-(``res_blocks = 6``) in the paper; on a CPU ``width`` 16-32 and ``res_blocks`` 2-3.
+both. Its own knobs (``gan.stargan``, :class:`StarganConfig`): ``gp_weight``, ``lambda_cls``,
+``lambda_rec``, ``res_blocks``. Usual params: ``lr_g = lr_d = 1e-4``, ``beta1 = 0.5``,
+``beta2 = 0.999``, ``n_critic = 5``, ``gp_weight = 10``, ``lambda_cls = 1``, ``lambda_rec = 10``,
+``width = 64`` (``res_blocks = 6``) in the paper; on a CPU ``width`` 16-32 and ``res_blocks`` 2-3.
 Scores: ``realism`` (the mean of the realism map) and ``d_confidence`` (the class head's
 probability of the intended label).
 """
@@ -33,10 +34,32 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic.dataclasses import dataclass as strict_dataclass
 from torch import nn
 
 from ganaug.gan.family import FAMILIES, GanFamily, Nets, Sampler, TranslationSampler
 from ganaug.gan.losses import gradient_penalty
+from ganaug.params import STRICT, positive
+
+
+@strict_dataclass(config=STRICT, frozen=True)
+class StarganConfig:
+    """``gan.stargan``: the loss weights and the generator's depth."""
+
+    # Weight of the gradient penalty on the realism head (a WGAN-GP critic).
+    gp_weight: float = 10.0
+    # Weights of the domain-classification and the cycle-reconstruction losses.
+    lambda_cls: float = 1.0
+    lambda_rec: float = 10.0
+    # Residual blocks of the generator, between its down- and up-sampling.
+    res_blocks: int = 3
+
+    def __post_init__(self) -> None:
+        positive(res_blocks=self.res_blocks)
+        for key in ("gp_weight", "lambda_cls", "lambda_rec"):
+            v = getattr(self, key)
+            if not v >= 0:
+                raise ValueError(f"{key}: must be a finite number >= 0, got {v}")
 
 
 def _norm(ch: int) -> nn.Module:
@@ -128,15 +151,13 @@ class StarGAN(GanFamily):
     classification + cycle reconstruction losses."""
 
     name = "stargan"
+    config = StarganConfig
     translates = True
     sign_calibrated = False  # its realism head is a WGAN-GP critic
     score_names = ("realism", "d_confidence")
 
     @classmethod
     def check_config(cls, cfg) -> None:
-        if cfg.per_class:
-            raise ValueError("per_class: stargan translates between classes; it cannot be one "
-                             "GAN per class")
         if cfg.warmup_steps:
             raise ValueError("warmup_steps: the feature-matching warm-up is for noise-to-image "
                              "families; set it to 0 for stargan")
@@ -153,7 +174,7 @@ class StarGAN(GanFamily):
 
     def build(self) -> Nets:
         c, h, _ = self.image_shape
-        return Nets(StarGenerator(self.num_classes, c, h, self.cfg.width, self.cfg.res_blocks),
+        return Nets(StarGenerator(self.num_classes, c, h, self.cfg.width, self.knobs.res_blocks),
                     PatchDiscriminator(self.num_classes, c, h, self.cfg.width))
 
     def _targets(self, y: torch.Tensor, ctx: Any) -> torch.Tensor:
@@ -161,7 +182,7 @@ class StarGAN(GanFamily):
         return y[perm]
 
     def d_loss(self, nets: Nets, data: Any, ctx: Any) -> tuple[torch.Tensor, dict]:
-        cfg = self.cfg
+        cfg, knobs = self.cfg, self.knobs
         real = data.batch(cfg.batch_size, ctx.g)
         target = self._targets(real.y, ctx)
         with torch.no_grad():
@@ -173,13 +194,13 @@ class StarGAN(GanFamily):
         loss_cls = F.cross_entropy(cls_real, real.y)
         gp = gradient_penalty(lambda x, y: nets.discriminator(x)[0].flatten(1).sum(1),
                               real_a, fake_a, real.y, ctx.g)
-        loss = (d_fake.mean() - d_real.mean() + cfg.lambda_cls * loss_cls + cfg.gp_weight * gp
+        loss = (d_fake.mean() - d_real.mean() + knobs.lambda_cls * loss_cls + knobs.gp_weight * gp
                 + ctx.regularize(d_real, d_fake))
         return loss, {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean(),
                       "d_cls": loss_cls.detach(), "gp": gp.detach()}
 
     def g_loss(self, nets: Nets, data: Any, ctx: Any, warmup: bool) -> tuple[torch.Tensor, dict]:
-        cfg = self.cfg
+        cfg, knobs = self.cfg, self.knobs
         real = data.batch(cfg.batch_size, ctx.g)
         target = self._targets(real.y, ctx)
         fake = nets.generator(real.x, target)
@@ -187,7 +208,7 @@ class StarGAN(GanFamily):
         loss_adv = -src_fake.mean()
         loss_cls = F.cross_entropy(cls_fake, target)
         loss_rec = cycle_loss(real.x, nets.generator(fake, real.y))  # translate back
-        loss = loss_adv + cfg.lambda_cls * loss_cls + cfg.lambda_rec * loss_rec
+        loss = loss_adv + knobs.lambda_cls * loss_cls + knobs.lambda_rec * loss_rec
         return loss, {"loss_g": loss_adv.detach(), "g_cls": loss_cls.detach(),
                       "g_rec": loss_rec.detach()}
 

@@ -10,7 +10,6 @@ how the step is driven is here, once. Losses are summed on the device and read o
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import time
@@ -186,8 +185,10 @@ def train_gan(x_real: np.ndarray, y_real: np.ndarray, num_classes: int, cfg: Gan
     shown = nets.generator if ema is None else ema
 
     init_parts = [] if init is None else [t for _, t in sorted(init["generator"].items())]
+    # The code: the loop's and the family's (a plugin's module lies outside ganaug).
+    code = code_fingerprint("ganaug.gan.train", type(family).__module__)
     resume = ResumeFile(resume_path, "resume-gan", fingerprint(
-        dataclasses.asdict(cfg), x_real, y_real, *init_parts, code_fingerprint("ganaug.gan.train")))
+        family.cfg.section(), x_real, y_real, *init_parts, code))
     state = {"nets": nets, "ema": ema, "opt_g": opt_g, "opt_d": opt_d, "ctx": ctx, "rng": _Rng(g)}
     step, history, progress = 0, [], []
     payload = resume.load(state)

@@ -8,11 +8,14 @@ class ``c``, never more) and a dict of extra stats; the shortfall is reported by
 :func:`choose`, so a new strategy works in both without touching either.
 
 Adding a strategy: a module in this package with its config dataclass and a function decorated
-with ``@register_strategy("name", Config)``, imported at the bottom of this file.
+with ``@register_strategy("name", Config)``, imported at the bottom of this file; or, from another
+package, a function decorated with ``@strategy(Config)`` named by an entry point of the group
+``ganaug.strategies`` (the entry point's name is the strategy's; README "Extending").
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ganaug.errors import SelectionError
+from ganaug.params import check_name
 from ganaug.registry import Registry
 
 
@@ -61,20 +65,46 @@ class Strategy:
         return (self.pick.__doc__ or "").strip().splitlines()[0]
 
 
-STRATEGIES: Registry[Strategy] = Registry("selection strategy")
+def check_strategy(name: str, obj: Any) -> Strategy:
+    """What a registered strategy must be (built-in or plugin): a :class:`Strategy` (what
+    :func:`strategy` makes) whose config is a dataclass; it is stored under ``name``."""
+    check_name("the strategy name", name)
+    if not isinstance(obj, Strategy):
+        raise ValueError(f"is {obj!r}, not a ganaug.selection.Strategy: decorate its pick "
+                         f"function with @ganaug.selection.strategy(ConfigClass)")
+    if not (isinstance(obj.config, type) and dataclasses.is_dataclass(obj.config)):
+        raise ValueError(f"its config must be a dataclass (select.{name}'s knobs), got "
+                         f"{obj.config!r}")
+    if not callable(obj.pick):
+        raise ValueError(f"its pick is not callable: {obj.pick!r}")
+    return dataclasses.replace(obj, name=name)
 
 
-def register_strategy(name: str, config: type) -> Callable:
-    """``@register_strategy("random", RandomConfig)`` on ``pick(candidates, k, cfg)``, which may
-    return the indices alone or ``(indices, extra stats)``."""
-    def deco(fn: Callable) -> Callable:
+STRATEGIES: Registry[Strategy] = Registry("selection strategy", group="ganaug.strategies",
+                                          builtins="ganaug.selection", check=check_strategy)
+
+
+def strategy(config: type) -> Callable[[Callable], Strategy]:
+    """``@strategy(MyConfig)`` on ``pick(candidates, k, cfg)`` (which may return the indices
+    alone or ``(indices, extra stats)``): the :class:`Strategy`, not registered; a plugin's
+    entry point names it, and the entry point's name becomes its name."""
+    def deco(fn: Callable) -> Strategy:
         def pick(candidates: Candidates, k: np.ndarray, cfg: Any) -> Picked:
             out = fn(candidates, k, cfg)
             chosen, extra = out if isinstance(out, tuple) else (out, {})
             return np.asarray(chosen, dtype=np.int64), extra
 
         pick.__doc__ = fn.__doc__
-        STRATEGIES.register(name)(Strategy(name, config, pick))
+        return Strategy("", config, pick)
+
+    return deco
+
+
+def register_strategy(name: str, config: type) -> Callable:
+    """``@register_strategy("random", RandomConfig)`` on ``pick(candidates, k, cfg)``: a built-in
+    strategy (:func:`strategy`, registered under ``name``)."""
+    def deco(fn: Callable) -> Callable:
+        STRATEGIES.register(name)(strategy(config)(fn))
         return fn
 
     return deco
@@ -244,4 +274,4 @@ from ganaug.selection import rl as _rl  # noqa: E402,F401
 from ganaug.selection import strategies as _strategies  # noqa: E402,F401
 
 __all__ = ["STRATEGIES", "Candidates", "Strategy", "check_pool_capacity", "choose", "k_per_class",
-           "nn_distance", "per_class", "register_strategy", "selection_stats", "top"]
+           "nn_distance", "per_class", "register_strategy", "selection_stats", "strategy", "top"]
