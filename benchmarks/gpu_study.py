@@ -34,7 +34,7 @@ NPZ_DATASET = {"kind": "npz", "path": "data/raw/fer2013.npz",
                          {"x": "x_test", "y": "y_test", "split_by": "test_split",
                           "split_map": {"PublicTest": "val", "PrivateTest": "test"}}],
                "drop_test_duplicates": True}
-QUICK = ["study.seeds=[0]", "study.ratios=[0.5, 1]", "study.synthetic_only_ratio=1",
+QUICK = ["study.seeds=[0, 1]", "study.ratios=[0.5, 1]", "study.synthetic_only_ratio=1",
          "gan.steps=300", "classifier.epochs=3", "scorer.epochs=3"]
 RUNNING = re.compile(r"Running stage '([^']+)'")
 RATE = re.compile(r"([0-9.]+) images/s")
