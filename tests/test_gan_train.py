@@ -183,6 +183,7 @@ def stage_inputs(tmp_path, gan_changes: dict) -> list[str]:
     gan = gan_section(**{"z_dim": 4, "width": 2, "steps": 4, "batch_size": 4,
                          "checkpoint_every": 2, "log_every": 2, **gan_changes})
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "threads": 1, "gan": gan,
+                                                           "study": {"vary": ["gan"]},
                                                            "generate": {"pool_multiplier": 1.0,
                                                                         "max_ratio": 1.0}}))
     return ["--data", str(tmp_path / "src.npz"), "--out", str(tmp_path / "gan.pt"),

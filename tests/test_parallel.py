@@ -239,7 +239,7 @@ def test_reruns_skip_and_restore_what_dvc_repro_would(probe_repo):
 
     # A param the probes declare: they run; collect's inputs are unchanged.
     edit = yaml.safe_load((probe_repo / "params.yaml").read_text())
-    edit["study"]["seeds"] = [7]
+    edit["study"]["seeds"] = [0, 7]
     (probe_repo / "params.yaml").write_text(yaml.safe_dump(edit))
     assert "4 ran on workers" in summary_line(p := parallel(probe_repo, "-j", "2"))
     # Back again: DVC's run-cache has those runs, so nothing goes to a worker.
@@ -413,7 +413,7 @@ def test_tiny_study_in_parallel_equals_dvc_repro(tiny_study, tmp_path):
     assert "CUDA_VISIBLE_DEVICES=0" in proc.stderr and "CUDA_VISIBLE_DEVICES=1" in proc.stderr
     # The stages' `python -m` commands started from the warm interpreter (ganaug.parallel.launcher)
     logs = repo / ".dvc" / "tmp" / "parallel" / "logs"
-    assert launcher.WARM_NOTE in (logs / "train_gan.log").read_text()
+    assert launcher.WARM_NOTE in (logs / "train_gan@0.log").read_text()
     same_results(repo, tiny_study[0])
 
 

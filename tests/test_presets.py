@@ -181,7 +181,7 @@ def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch,
     source = params["data"]["source"]
     for strategy in params["study"]["strategies"]:
         ratio = f"{params['study']['ratios'][0]:g}"
-        assert summary["results"][strategy][ratio][source]["accuracy"]["n"] == 1
+        assert summary["results"][strategy][ratio][source]["accuracy"]["n"] == 2
     for name in params["refine"]["rounds"]:
         assert f"refine@{name}" in ran and name in summary["results"]["refine"]
     assert {"train_real@2-0", "train_real@4-0", "evaluate_real@4-0"} <= set(ran)
