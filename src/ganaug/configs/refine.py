@@ -22,8 +22,8 @@ class RefineConfig:
     the real images plus the images selected from that GAN, then generates, scores and selects
     again."""
 
-    # Round name -> the round it starts from; "base" is the main pipeline (models/gan.pt and its
-    # pool's selection by `strategy` at `ratio`). {} = no refinement.
+    # Round name -> the round it starts from; "base" is each replicate's main pipeline
+    # (models/gan/<seed>.pt and its pool's selection by `strategy` at `ratio`). {} = none.
     rounds: dict[str, str] = field(default_factory=dict)
     # How every round selects (its knobs: select.<strategy>).
     strategy: str = "threshold"
