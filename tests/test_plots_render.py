@@ -80,12 +80,16 @@ def test_every_image_plot_is_on_the_page(rendered, tiny_study):
     spec = yaml.safe_load((study / "dvc.yaml").read_text())
     declared = [next(iter(p)) if isinstance(p, dict) else p for p in spec["plots"]]
     images = {p for p in declared if p.endswith(".png")}
-    # A stage's plot folder (plots/gan, plots/score) puts every image inside it on the page.
+    # A stage's plot folder (plots/gan/<seed>, plots/score/<seed>: one per replicate) puts every
+    # image inside it on the page.
+    seeds = yaml.safe_load((study / "params.yaml").read_text())["study"]["seeds"]
     for stage in spec["stages"].values():
         for entry in stage.get("plots", []):
-            path = next(iter(entry)) if isinstance(entry, dict) else entry
-            if "${" not in path and (study / path).is_dir():
-                images |= {p.relative_to(study).as_posix() for p in (study / path).rglob("*.png")}
+            template = next(iter(entry)) if isinstance(entry, dict) else entry
+            for path in {template.replace("${item.seed}", str(seed)) for seed in seeds}:
+                if "${" not in path and (study / path).is_dir():
+                    images |= {p.relative_to(study).as_posix()
+                               for p in (study / path).rglob("*.png")}
     body = html.split("</head>", 1)[1]  # the inlined vega scripts mention <img> too
     sources = re.findall(r'<img src="([^"]+)"', body)
     assert len(sources) == len(set(sources)), "an image is shown twice"
