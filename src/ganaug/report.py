@@ -907,12 +907,17 @@ SOURCE_WORDS = {"subset": "the real training subset",
                 "classifier": "the classifiers' initialisation, batch order and augmentation"}
 
 
+# The same sources, short, for the line beside each verdict table.
+SOURCE_NAMES = {"subset": "real subset", "gan": "GAN training run",
+                "classifier": "classifier seed"}
+
+
 def covers(vary: list[str]) -> str:
     """What one replicate draws anew, and what every verdict is conditional on."""
-    from ganaug.replicates import SOURCES
+    from ganaug.replicates import SOURCES, held_fixed
 
     varied = [SOURCE_WORDS[v] for v in SOURCES if v in vary]
-    fixed = [SOURCE_WORDS[v] for v in SOURCES if v not in vary]
+    fixed = [SOURCE_WORDS[v] for v in held_fixed(vary)]
     text = ("A replicate is one seed of `study.seeds`, an independent draw of the whole "
             "pipeline; each draws anew " + "; ".join(varied) + " (`study.vary`).")
     if fixed:
@@ -930,9 +935,8 @@ def conditional_note(vary: list[str]) -> str:
     fixed = held_fixed(vary)
     if not fixed:
         return "Replicates vary the real subset, the GAN run and the classifier seed."
-    return ("Conditional on one " + " and one ".join(
-        {"subset": "real subset", "gan": "GAN training run", "classifier": "classifier seed"}[f]
-        for f in fixed) + " (held fixed by `study.vary`).")
+    return ("Conditional on one " + " and one ".join(SOURCE_NAMES[f] for f in fixed)
+            + " (held fixed by `study.vary`).")
 
 
 def verdict_counts_table(counts: dict[str, Any]) -> str:
