@@ -422,22 +422,28 @@ def edited_since(files: Mapping[str, tuple[int, int, int]], began_ns: int,
     return out
 
 
-def _run_module(request: dict) -> None:
-    """In the forked process: become ``python -m module args`` and end as it would."""
+def _run_module(request: dict, stdio: Sequence[int] | None = None) -> None:
+    """In the forked process: become ``python -m module args`` and end as it would. Its
+    standard streams are ``stdio`` (three descriptors, closed here once copied) if given, else
+    ``/dev/null`` and the request's log."""
     import random
     import runpy
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
-        # The log first, so that anything failing after it (a missing folder) is written there.
-        out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out, 1)
-        os.dup2(out, 2)
-        os.close(out)
-        os.close(null)
+        if stdio is None:
+            # The log first, so that anything failing after it (a missing folder) is written
+            # there.
+            out = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            null = os.open(os.devnull, os.O_RDONLY)
+            stdio = (null, out, out)
+        for target, fd in enumerate(stdio):
+            os.dup2(fd, target)
+        for fd in set(stdio) - {0, 1, 2}:
+            os.close(fd)
+        if "umask" in request:
+            os.umask(request["umask"])
         # Fresh streams on the new descriptors, buffered as a fresh interpreter's would be.
         sys.stdin = open(0, closefd=False)  # noqa: SIM115
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115

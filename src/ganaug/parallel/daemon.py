@@ -1,0 +1,171 @@
+"""The warm start server of plain ``dvc repro`` (see :mod:`ganaug.warmstart`): started by the first
+stage command that finds none, ``python -m ganaug.parallel.daemon FOLDER KEY``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+from ganaug.warmstart import IDLE_S, MAX_MESSAGE
+
+
+def serve(folder: str, key: str) -> None:
+    """Import :data:`.launcher.PRELOAD`, listen on ``folder/key.sock`` and fork one instance per
+    request, until idle for :data:`IDLE_S` seconds or an imported file changes."""
+    import fcntl
+    import importlib
+
+    from ganaug.parallel import launcher
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    lock = os.open(os.path.join(folder, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # another server for this key is starting or serving
+    address = os.path.join(folder, key + ".sock")
+    began = time.time_ns()
+    extra = [m.strip() for m in os.environ.get(launcher.PRELOAD_VAR, "").split(",") if m.strip()]
+    for name in (*launcher.PRELOAD, *extra):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    if "stages" in sys.modules:  # a working directory's package: never the server's
+        return
+    imported = launcher.imported_files()
+    if launcher.edited_since(imported, began, time.time_ns()):
+        return  # being edited: the next command starts a server when the files are still
+    import gc
+
+    gc.freeze()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temp = f"{address}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+    listener.bind(temp)
+    os.chmod(temp, 0o600)
+    listener.listen(64)
+    os.replace(temp, address)  # only a server ready to fork is ever found
+    try:
+        _serve(listener, address, imported, keep={lock})
+    finally:
+        with contextlib.suppress(OSError):
+            if os.stat(address).st_ino == os.fstat(listener.fileno()).st_ino:
+                os.unlink(address)
+        listener.close()
+
+
+def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]) -> None:
+    import select
+
+    from ganaug.parallel import launcher
+
+    bound = os.stat(address).st_ino
+    conns: dict[socket.socket, bytes] = {}  # connection -> request read so far
+    fds: dict[socket.socket, list[int]] = {}
+    running: dict[int, socket.socket] = {}  # pid -> its command's connection
+    accepting = True
+    idle_since = time.monotonic()
+    while accepting or running:
+        watched = [*conns] + ([listener] if accepting else [])
+        ready = select.select(watched, [], [], launcher.POLL_S if running else 1.0)[0]
+        for sock in ready:
+            if sock is listener:
+                conn, _ = listener.accept()
+                if _peer_uid(conn) != os.getuid():
+                    conn.close()
+                    continue
+                conns[conn] = b""
+                continue
+            try:
+                data, got, _, _ = socket.recv_fds(sock, 65536, 3)
+            except OSError:
+                data, got = b"", []
+            fds.setdefault(sock, []).extend(got)
+            if not data or len(conns[sock]) > MAX_MESSAGE:
+                _drop(sock, conns, fds, running)
+                continue
+            conns[sock] += data
+            if b"\n" not in conns[sock]:
+                continue
+            request = json.loads(conns[sock].split(b"\n", 1)[0])
+            conns[sock] = b""
+            stdio = fds.pop(sock, [])
+            changed = launcher.changed_files(imported)
+            if changed or len(stdio) != 3:
+                _send(sock, {"stale": changed[:5]})
+                for fd in stdio:
+                    os.close(fd)
+                _drop(sock, conns, fds, running)
+                if changed:
+                    accepting = False  # the next command starts a server with today's files
+                continue
+            pid = os.fork()
+            if pid == 0:
+                for other in (*conns, listener):
+                    other.close()
+                for fd in keep:
+                    os.close(fd)
+                launcher._run_module(request, stdio)  # never returns
+            for fd in stdio:
+                os.close(fd)
+            running[pid] = sock
+            _send(sock, {"pid": pid})
+        while running:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                break
+            sock = running.pop(pid)
+            if sock in conns:
+                _send(sock, {"returncode": os.waitstatus_to_exitcode(status)})
+                _drop(sock, conns, fds, running)
+            idle_since = time.monotonic()
+        if running or conns:
+            idle_since = time.monotonic()
+        elif accepting and time.monotonic() - idle_since > IDLE_S:
+            accepting = False
+        if accepting:
+            try:
+                replaced = os.stat(address).st_ino != bound
+            except OSError:
+                replaced = True
+            if replaced:  # removed, or taken by another server: stop serving
+                accepting = False
+
+
+def _peer_uid(conn: socket.socket) -> int | None:
+    import struct
+
+    try:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    return struct.unpack("3i", creds)[1]
+
+
+def _send(sock: socket.socket, msg: dict) -> None:
+    with contextlib.suppress(OSError):
+        sock.sendall(json.dumps(msg).encode() + b"\n")
+
+
+def _drop(sock, conns, fds, running) -> None:
+    """Close a command's connection; an instance still running for it is killed. Its command
+    was: a command passes on the signals it can catch, so one that vanished got SIGKILL (a
+    killed process group, say), which a cold instance in that group would have got too."""
+    for pid, owner in list(running.items()):
+        if owner is sock:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for fd in fds.pop(sock, []):
+        os.close(fd)
+    conns.pop(sock, None)
+    sock.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], sys.argv[2])
