@@ -13,41 +13,43 @@ from ganaug.configs.report import ReportConfig
 from ganaug.configs.study import StudyConfig
 from ganaug.io import atomic_path, load_json, save_json
 from ganaug.replicates import held_fixed
-from ganaug.report import (
-    BASELINE,
-    MIXED_TEST,
-    SYNTHETIC,
-    SYNTHETIC_TEST,
-    collect,
-    coverage_of_test_sets,
-    curves,
-    expected_runs,
-    exploratory,
-    headline,
-    learning_curve,
-    learning_curve_frame,
-    load_evaluations,
-    load_json_dir,
-    load_select_stats,
-    peaks,
-    plan_replicates,
-    pool_over_replicates,
-    primary_summary,
-    real_equivalents,
-    render_markdown,
-    run_key,
-    study_plan,
-    summarise,
-    verdict_counts,
-    verdict_summary,
-)
-from ganaug.report_figures import (
+from ganaug.report.figures import (
     accuracy_vs_ratio_figure,
     confusion_figure,
     gan_losses_figure,
     real_equivalent_figure,
     reliability_figure,
     training_curves_figure,
+)
+from ganaug.report.markdown import render_markdown
+from ganaug.report.runs import (
+    BASELINE,
+    MIXED_TEST,
+    SYNTHETIC,
+    SYNTHETIC_TEST,
+    collect,
+    coverage_of_test_sets,
+    expected_runs,
+    load_evaluations,
+    load_json_dir,
+    load_select_stats,
+    run_key,
+)
+from ganaug.report.summary import (
+    curves,
+    exploratory,
+    headline,
+    learning_curve,
+    learning_curve_frame,
+    peaks,
+    plan_replicates,
+    pool_over_replicates,
+    primary_summary,
+    real_equivalents,
+    study_plan,
+    summarise,
+    verdict_counts,
+    verdict_summary,
 )
 from ganaug.stage import exit_with, load_section, parser, read_params
 

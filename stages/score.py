@@ -16,7 +16,7 @@ from ganaug.io import save_json
 from ganaug.models.checkpoint import load_classifier
 from ganaug.pool import load_pool, load_sources
 from ganaug.replicates import vary_of, with_seed
-from ganaug.report_figures import memorisation_grid, score_figures
+from ganaug.report.figures import memorisation_grid, score_figures
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.scoring import fid_subset, run_score, save_scores, scorer_temperature
 from ganaug.stage import exit_with, load_section, parser, read_params

@@ -92,9 +92,46 @@ def changed_stage_kinds(repo: Path) -> set[str]:
     ("src/ganaug/training.py", {"check_params", "train_scorer", "train", "train_baseline",
                                 "train_synthetic", "train_real", "train_refine", "select", "refine"}),
     # Report rendering: the report alone.
-    ("src/ganaug/report.py", {"report"}),
+    ("src/ganaug/report/markdown.py", {"report"}),
 ], ids=["gan-config", "classifier-training", "report"])
 def test_an_edit_reruns_only_the_stages_that_run_the_code(study_copy, edited, kinds):
     path = study_copy / edited
     path.write_text(path.read_text() + "\n# an edit\n")
     assert changed_stage_kinds(study_copy) == kinds
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (anywhere in the file, as the walk reads them),
+    leaving out a package's imports of its own submodules and theirs of it (a registry)."""
+    from ganaug.codedeps import _imports, _module_file
+
+    roots = {"ganaug": ROOTS["ganaug"]}
+    files = {}
+    for path in ROOTS["ganaug"].rglob("*.py"):
+        parts = list(path.relative_to(ROOTS["ganaug"].parent).with_suffix("").parts)
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    by_file = {path: name for name, path in files.items()}
+    graph = {}
+    for name, path in files.items():
+        found = {by_file.get(_module_file(m, roots)) for m in _imports(path, name)}
+        graph[name] = {m for m in found - {None, name}
+                       if not (m.startswith(name + ".") or name.startswith(m + "."))}
+    return graph
+
+
+def test_no_import_cycle_between_project_modules():
+    graph = import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            assert state.get(nxt) != 1, "import cycle: " + " -> ".join(
+                path[path.index(nxt):] + [node, nxt] if nxt in path else [node, nxt])
+            if nxt not in state:
+                visit(nxt, path + [node])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from ganaug.report import _pool_section
+from ganaug.report.markdown import _pool_section
 from ganaug.scoring import COLLAPSE_RATIO, pixel_diversity
 
 

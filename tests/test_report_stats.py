@@ -11,20 +11,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ganaug import report as report_module
 from ganaug.io import DataFileError
-from ganaug.report import (
-    collect,
-    comparisons_table,
+from ganaug.report import markdown as report_markdown
+from ganaug.report import runs as report_runs
+from ganaug.report.markdown import comparisons_table, equivalents_table
+from ganaug.report.runs import collect, expected_runs, run_key
+from ganaug.report.summary import (
     curves,
-    equivalents_table,
-    expected_runs,
     interval,
     learning_curve,
     learning_curve_frame,
     peaks,
     real_equivalents,
-    run_key,
     summarise,
     verdict_counts,
     verdict_summary,
@@ -456,7 +454,7 @@ def test_a_mix_on_a_flat_stretch_is_not_given_a_worth_in_real_images():
                "random": {"1": {"digits": {"accuracy": acc}}}}
     eq = real_equivalents(results, curve, real_per_class=6)
     assert eq["random"]["1"]["digits"]["synthetic_worth"]["mean"] is None
-    text = report_module._headline(eq, "digits", 6, 12)
+    text = report_markdown._headline(eq, "digits", 6, 12)
     assert "flat stretch" in text and "from 3 to 6 real images" in text
     assert "worth about" not in text and "-3" not in text
 
@@ -594,10 +592,10 @@ def test_a_target_scored_on_part_of_its_images_says_so(tmp_path):
                                                                "new\nline"],
                                      "classes_missing_from_target": ["7"]}}}
     (tmp_path / "none-0-0.json").write_text(json.dumps(evaluation))
-    coverage = report_module.coverage_of_test_sets(tmp_path, ("none", 0.0, 0))
+    coverage = report_runs.coverage_of_test_sets(tmp_path, ("none", 0.0, 0))
     assert list(coverage) == ["weird"] and coverage["weird"]["dropped_images"] == 30
-    assert report_module.coverage_note(coverage, "digits") == []
-    text = report_module.coverage_note(coverage, "weird")[0]
+    assert report_runs.coverage_note(coverage, "digits") == []
+    text = report_runs.coverage_note(coverage, "weird")[0]
     assert "on 6 images" in text and "30 of its 36 test images were not evaluated" in text
     assert '"new\\nline"' in text and "\n" not in text  # one line, names quoted
     assert 'classes "7" have no test image' in text

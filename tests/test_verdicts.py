@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 from ganaug.config import ReportConfig, StudyConfig, parse
-from ganaug.report import headline
+from ganaug.report.summary import headline
 from ganaug.stats import (
     EQUIVALENT,
     HELPS,
@@ -257,7 +257,7 @@ def test_one_seed_gives_no_verdict_and_no_plan():
 
 def test_a_nan_accuracy_is_an_error_naming_the_run(tmp_path):
     from ganaug.io import DataFileError
-    from ganaug.report import collect
+    from ganaug.report.runs import collect
 
     for strategy, ratio, acc in (("none", 0, 0.9), ("random", 1, float("nan"))):
         (tmp_path / f"{strategy}.json").write_text(json.dumps({
@@ -269,7 +269,7 @@ def test_a_nan_accuracy_is_an_error_naming_the_run(tmp_path):
 
 def test_the_headline_is_small_and_leads_with_the_primary():
     s = decide(study={"primary": {"strategy": "confidence", "ratio": 1, "test_set": "src"}})
-    from ganaug.report import pool_over_replicates
+    from ganaug.report.summary import pool_over_replicates
 
     score = {"fid_kid": {"overall": {"fid": 12.345}}, "prdc": {"mean_over_classes":
                                                                 {"coverage": 0.61}}}
@@ -292,7 +292,7 @@ def test_the_headline_is_small_and_leads_with_the_primary():
 
 
 def test_the_report_text_names_the_verdicts_the_margin_and_the_plan():
-    from ganaug.report import planner_section, primary_section
+    from ganaug.report.markdown import planner_section, primary_section
 
     s = decide(study={"primary": {"strategy": "confidence", "ratio": 1, "test_set": "src"}})
     study = parse(StudyConfig, {**STUDY, "seeds": list(range(6))}, "study")
@@ -305,7 +305,7 @@ def test_the_report_text_names_the_verdicts_the_margin_and_the_plan():
 
 
 def test_the_comparisons_table_shows_the_pilot_as_exploratory():
-    from ganaug.report import comparisons_table
+    from ganaug.report.markdown import comparisons_table
 
     s = decide(study={"pilot": 3})
     table = comparisons_table(s["results"], "src", s["pilot"]["exploratory"]).splitlines()

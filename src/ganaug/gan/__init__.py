@@ -17,10 +17,9 @@ from ganaug.gan.family import (
     TranslationSampler,
     family_for,
     gan_payload,
-    load_gan,
-    rebuild,
 )
 from ganaug.gan.knobs import gan_config
+from ganaug.gan.saved import load_gan, rebuild
 
 __all__ = ["FAMILIES", "GanFamily", "LoadedGan", "Nets", "NoiseSampler", "RealBatch", "Sampler",
            "TranslationSampler", "family_for", "gan_config", "gan_payload", "load_gan", "rebuild"]

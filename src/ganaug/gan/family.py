@@ -32,7 +32,6 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,12 +39,10 @@ import torch
 from pydantic.dataclasses import dataclass as strict_dataclass
 from torch import nn
 
-from ganaug.checkpoints import load_checkpoint, load_state
 from ganaug.configs.gan import SHARED_KEYS, GanConfig
-from ganaug.errors import CheckpointError, ParamsError
+from ganaug.errors import ParamsError
 from ganaug.params import STRICT, check_name
 from ganaug.registry import Registry
-from ganaug.runtime import inference_layout
 from ganaug.tensors import to_model_range
 
 log = logging.getLogger(__name__)
@@ -260,7 +257,7 @@ def family_for(cfg: GanConfig, num_classes: int, image_shape: tuple[int, int, in
 
 def gan_payload(family: GanFamily, nets: Nets, ema_generator: nn.Module | None,
                 meta: dict | None = None) -> dict[str, Any]:
-    """The ``kind: gan`` checkpoint :func:`load_gan` reads: the family's name and params, the
+    """The ``kind: gan`` checkpoint :func:`ganaug.gan.saved.load_gan` reads: the family's name and params, the
     data's shape, and the weights. ``generator`` is what ``generate`` uses (the EMA one when
     training kept an average; the raw one is kept under ``generator_raw``)."""
     def cpu(m: nn.Module) -> dict[str, torch.Tensor]:
@@ -288,39 +285,6 @@ class LoadedGan:
 
     def sampler(self, real_x: np.ndarray, real_y: np.ndarray, device: torch.device) -> Sampler:
         return self.family.sampler(self.generator, real_x, real_y, device)
-
-
-def rebuild(payload: dict[str, Any], path: str | Path = "checkpoint") -> tuple[GanFamily, Nets]:
-    """The family and freshly built networks a ``kind: gan`` payload describes (no weights)."""
-    arch = payload.get("arch")
-    if isinstance(arch, str) and arch not in FAMILIES:
-        raise CheckpointError(f"{path}: made by GAN family {arch!r}, which is neither built in nor "
-                              f"installed as a plugin (known: {', '.join(FAMILIES)}); install "
-                              f"the package that provides it")
-    from ganaug.gan.knobs import gan_config
-
-    try:
-        cfg = gan_config(payload["config"], "gan", f"{path} (config)")
-        family = family_for(cfg, payload["num_classes"], tuple(payload["image_shape"]))
-        torch.manual_seed(0)  # the weights are overwritten; the draw need only be repeatable
-        return family, family.build()
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the GAN ({type(exc).__name__}: {exc}); "
-                              f"it was written by another version of this project") from exc
-
-
-def load_gan(path: str | Path, device: torch.device | str = "cpu", raw: bool = False
-             ) -> LoadedGan:
-    """Rebuild a GAN from its checkpoint, in eval mode and laid out for inference on ``device``
-    (:func:`ganaug.runtime.inference_layout`); ``raw=True`` asks for the trained weights instead
-    of their moving average."""
-    payload = load_checkpoint(path, kind="gan")
-    family, nets = rebuild(payload, path)
-    key = "generator_raw" if raw and payload.get("generator_raw") is not None else "generator"
-    load_state(nets.generator, payload[key], path, key.replace("_", " "))
-    load_state(nets.discriminator, payload["discriminator"], path, "discriminator")
-    nets = inference_layout(nets.to(device), device).eval()
-    return LoadedGan(family, nets.generator, nets.discriminator, payload)
 
 
 # --------------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ from pathlib import Path
 PRELOAD = (
     "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "torch._dynamo", "dvclive",
     "ganaug.config", "ganaug.stage", "ganaug.models.checkpoint", "ganaug.training",
-    "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection", "ganaug.report",
+    "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection",
+    "ganaug.report.markdown", "ganaug.report.figures",
 )
 # Modules the user adds to PRELOAD (comma-separated): a plugin package's, say.
 PRELOAD_VAR = "GANAUG_WARM_PRELOAD"

@@ -34,6 +34,9 @@ Design choices:
   from ``torch.manual_seed(cfg.seed)``. Same inputs, same bits on the CPU.
 - Cost: ``episodes`` x (one child of ``child_steps`` batches + one validation pass) + one pass
   over the pool. About 25 s with the defaults on the bundled digits (2 CPU cores).
+
+``cfg`` is the strategy's :class:`ganaug.selection.rl.RlConfig`, which imports this module when
+rl runs; this module does not import it back (no import cycle).
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ from tqdm import tqdm
 
 from ganaug.models import CLASSIFIERS
 from ganaug.runtime import generator
-from ganaug.selection.rl import RlConfig
 from ganaug.tensors import to_model_range
 from ganaug.training import accuracy
 
@@ -172,7 +174,7 @@ def top_k_per_class(scores: np.ndarray, labels: np.ndarray, k: np.ndarray) -> np
 
 def select_rl(pool_images: np.ndarray, pool_labels: np.ndarray, k: np.ndarray,
               x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-              num_classes: int, cfg: RlConfig, device: torch.device,
+              num_classes: int, cfg: Any, device: torch.device,
               ) -> tuple[np.ndarray, dict[str, Any]]:
     """Train a keep/drop policy on the pool, then take the top-K per class by keep probability.
 
@@ -200,7 +202,7 @@ def select_rl(pool_images: np.ndarray, pool_labels: np.ndarray, k: np.ndarray,
 
 def train_policy(pool_images: np.ndarray, pool_labels: np.ndarray,
                  x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-                 num_classes: int, cfg: RlConfig, device: torch.device,
+                 num_classes: int, cfg: Any, device: torch.device,
                  ) -> tuple[PolicyNet, dict[str, list[float]]]:
     """Run ``cfg.episodes`` episodes of act / evaluate / learn; arrays as in :func:`select_rl`.
 
@@ -247,7 +249,7 @@ def train_policy(pool_images: np.ndarray, pool_labels: np.ndarray,
 
 
 def child_accuracy(x: np.ndarray, y: np.ndarray, xv: torch.Tensor, yv: torch.Tensor,
-                   num_classes: int, cfg: RlConfig, device: torch.device) -> float:
+                   num_classes: int, cfg: Any, device: torch.device) -> float:
     """Validation accuracy of a ``small_cnn`` trained ``cfg.child_steps`` batches on ``(x, y)``.
 
     ``x``: uint8 ``(N, C, H, W)``; ``xv``, ``yv``: the validation set, already on ``device``. The
@@ -327,7 +329,7 @@ def _check_inputs(pool_images: np.ndarray, pool_labels: np.ndarray, x_train: np.
 
 
 def _info(curve: dict[str, list[float]], prob: np.ndarray, chosen: np.ndarray,
-          cfg: RlConfig) -> dict[str, Any]:
+          cfg: Any) -> dict[str, Any]:
     acc = curve["accuracy"]
     tail = acc[-cfg.history:]
     return {

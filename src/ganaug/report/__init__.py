@@ -1,0 +1,11 @@
+"""The study's report, from the evaluations to ``report.md`` and ``metrics/summary.json``.
+
+- :mod:`.runs`: which runs the study has, and their evaluations and stats read into tables
+- :mod:`.summary`: the statistics (intervals, the four verdicts, the planner, the primary
+  comparison, the learning curve and real-image equivalents)
+- :mod:`.markdown`: the report's tables and sections
+- :mod:`.figures`: the report's and the score stage's figures
+
+Nothing is imported here: a stage imports the submodules it uses, so that its code dependencies
+in dvc.yaml are only those (the score stage draws figures and needs none of the statistics).
+"""
