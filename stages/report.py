@@ -5,13 +5,15 @@ report with the tables and figures."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 from pathlib import Path
 
 from ganaug.configs.refine import RefineConfig
 from ganaug.configs.report import ReportConfig
 from ganaug.configs.study import StudyConfig
-from ganaug.io import atomic_path, load_json, save_json
+from ganaug.io import DataFileError, atomic_path, load_json, save_json
 from ganaug.replicates import held_fixed
 from ganaug.report.figures import (
     accuracy_vs_ratio_figure,
@@ -30,6 +32,7 @@ from ganaug.report.runs import (
     collect,
     coverage_of_test_sets,
     expected_runs,
+    incomplete_replicates,
     load_evaluations,
     load_json_dir,
     load_select_stats,
@@ -52,6 +55,8 @@ from ganaug.report.summary import (
     verdict_summary,
 )
 from ganaug.stage import exit_with, load_section, parser, read_params
+
+logger = logging.getLogger("ganaug.report")
 
 
 def build_parser():
@@ -89,13 +94,23 @@ def main(argv=None) -> None:
     source = params["data"]["source"]
     real_per_class = params["data"]["real_per_class"]
 
+    declared = list(study.seeds)
     runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds),
                          study.real_sizes)
+    # A replicate with a failed (or not yet run) stage is left out whole, and named.
+    missing = incomplete_replicates(load_evaluations(args.eval), runs)
+    if missing:
+        study = complete_replicates(study, missing, args.eval)
+        runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds),
+                             study.real_sizes)
     df = collect(args.eval, runs)
     found = set(df.test_set)
     test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
     curve_sets = [source, *study.targets]
-    summary = decide_study(df, study, cfg, source, test_sets, curve_sets, real_per_class)
+    summary = decide_study(df, study, cfg, source, test_sets, curve_sets, real_per_class,
+                           declared)
+    summary["replicates_left_out"] = {str(seed): [list(r) for r in rs]
+                                      for seed, rs in sorted(missing.items())}
     # Pool and scorer details: the first replicate's, and the pool's figures over all of them.
     first = study.seeds[0]
     scores = {seed: load_json(Path(args.score) / f"{seed}.json") for seed in study.seeds}
@@ -117,10 +132,30 @@ def main(argv=None) -> None:
     save_json(args.headline, headline(summary, curve_sets))
 
 
+def complete_replicates(study, missing: dict[int, list], eval_dir: str):
+    """``study`` with only the seeds whose every run was evaluated, the pilot's count cut to
+    the pilot seeds that remain (so no confirmatory seed becomes a pilot one); a one-line error
+    when too few replicates remain to decide anything."""
+    kept = [s for s in study.seeds if s not in missing]
+    pilot = len([s for s in study.pilot_seeds if s in kept]) if study.pilot else study.pilot
+    logger.warning("%s: replicate(s) %s left out of the report, their evaluations are "
+                   "incomplete (first missing: %s)", eval_dir, sorted(missing),
+                   "; ".join(f"seed {s}: {rs[0][0]} {rs[0][1]}" for s, rs in missing.items()))
+    try:
+        return dataclasses.replace(study, seeds=kept, pilot=pilot)
+    except ValueError as exc:
+        raise DataFileError(
+            f"{eval_dir}: only seeds {kept} of {list(study.seeds)} have every evaluation "
+            f"(missing, e.g.: {[rs[0] for rs in missing.values()][:4]}), which leaves too few "
+            f"replicates to decide anything ({exc}); run the missing stages first") from exc
+
+
 def decide_study(df, study, cfg, source: str, test_sets: list[str], curve_sets: list[str],
-                 real_per_class: int | None) -> dict:
+                 real_per_class: int | None, declared: list[int] | None = None) -> dict:
     """The statistics of summary.json: verdicts from the confirmatory seeds (all seeds without a
-    pilot), the pilot's exploratory verdicts, the replicate plan and the primary comparison."""
+    pilot), the pilot's exploratory verdicts, the replicate plan and the primary comparison.
+    ``declared``: the seeds params.yaml lists (default: the study's), from which the planner
+    numbers new seeds; more than the study's when a replicate was left out."""
     level, margin = cfg.confidence_level, cfg.equivalence_margin / 100  # points -> fraction
     p = study.primary_comparison
     primary = None if p is None else (p.strategy, p.ratio, p.test_set)
@@ -141,7 +176,7 @@ def decide_study(df, study, cfg, source: str, test_sets: list[str], curve_sets: 
                           pilot, test_sets)},
             "primary": None if primary is None else primary_summary(results, primary,
                                                                     equivalents, level),
-            "plan": study_plan(results, test_sets, list(study.seeds), primary),
+            "plan": study_plan(results, test_sets, list(declared or study.seeds), primary),
             "peak_ratio": peaks(results, curve_sets),
             "learning_curve": curve,
             "real_equivalent": equivalents}

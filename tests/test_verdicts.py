@@ -314,3 +314,69 @@ def test_the_comparisons_table_shows_the_pilot_as_exploratory():
     row = next(line for line in table if line.startswith("| random | 1x |"))
     pilot = s["pilot"]["exploratory"]["random"]["1"]["src"]
     assert row.endswith(f"| {pilot['verdict']} ({pilot['mean'] * 100:+.1f}) |")
+
+
+def test_a_replicate_with_a_missing_evaluation_is_left_out_whole():
+    from ganaug.errors import UserError
+    from ganaug.report.markdown import missing_note
+    from ganaug.report.runs import expected_runs, incomplete_replicates, run_key
+    from stages.report import complete_replicates
+
+    runs = expected_runs(["random"], [1.0], [0, 1, 2, 3], [], [])
+    found = {run_key(*r): {} for r in runs if r != ("random", 1.0, 1)}
+    missing = incomplete_replicates(found, runs)
+    assert missing == {1: [("random", 1.0, 1)]}
+    study = parse(StudyConfig, {**STUDY, "seeds": [0, 1, 2, 3], "pilot": 2}, "study")
+    kept = complete_replicates(study, missing, "metrics/eval")
+    # The pilot keeps its remaining seed; no confirmatory seed turns into a pilot one.
+    assert kept.seeds == [0, 2, 3] and kept.pilot_seeds == [0]
+    assert kept.confirmatory_seeds == [2, 3]
+    note = "\n".join(missing_note({"1": [["random", 1.0, 1]]}, "the logs"))
+    assert "1 replicate(s) left out" in note and "seed 1: no evaluation for random 1" in note
+    # Too few left to decide: one line naming the seeds kept and what is missing.
+    with pytest.raises(UserError, match=r"only seeds \[0, 1, 3\] of \[0, 1, 2, 3\]"):
+        complete_replicates(study, {2: [("random", 1.0, 2)]}, "metrics/eval")
+
+
+@pytest.mark.e2e
+def test_the_report_of_a_study_with_a_failed_replicate_names_it(tiny_study, tmp_path,
+                                                                monkeypatch):
+    """The tiny study's results with a third replicate (a copy of the second's files), then one
+    evaluation of the second removed, as a failed stage leaves it: the report stage uses
+    replicates 0 and 2, and its report and summary name replicate 1."""
+    import json
+    import shutil
+
+    import yaml
+
+    from stages.report import main
+
+    src = tiny_study[0]
+    for part in ("metrics", "plots"):
+        shutil.copytree(src / part, tmp_path / part)
+    for path in list((tmp_path / "metrics" / "eval").glob("*.json")):
+        data = json.loads(path.read_text())
+        if data["run"]["seed"] == 1:
+            data["run"]["seed"] = 2
+            (path.parent / f"copy2-{path.name}").write_text(json.dumps(data))
+    for folder in ("score", "scorer"):
+        shutil.copy(tmp_path / "metrics" / folder / "1.json", tmp_path / "metrics" / folder / "2.json")
+    for folder in ("gan", "score"):
+        shutil.copytree(tmp_path / "plots" / folder / "1", tmp_path / "plots" / folder / "2")
+    params = yaml.safe_load((src / "params.yaml").read_text())
+    params["study"]["seeds"] = [0, 1, 2]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "metrics" / "eval" / "random-1-1.json").unlink()
+    (tmp_path / "metrics" / "summary.json").unlink()
+    monkeypatch.chdir(tmp_path)
+    main(["--eval", "metrics/eval", "--select", "metrics/select", "--refine", "metrics/refine",
+          "--score", "metrics/score", "--gan-plots", "plots/gan", "--scorer-metrics",
+          "metrics/scorer", "--train-curves", "plots/train", "--score-plots", "plots/score",
+          "--summary", "metrics/summary.json", "--headline", "metrics/headline.json",
+          "--plots", "plots/report"])
+    summary = json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 2]
+    assert summary["replicates_left_out"] == {"1": [["random", 1.0, 1]]}
+    report = (tmp_path / "plots" / "report" / "README.md").read_text()
+    assert "1 replicate(s) left out" in report and "seed 1: no evaluation for random 1" in report
+    assert "Seeds (replicates): [0, 2]" in report

@@ -136,12 +136,17 @@ def refine_table(results: dict[str, Any], test_sets: list[str], refine: Any,
     return "\n".join(lines)
 
 
+# Where the parallel runner keeps each instance's log (ganaug.parallel.coordinator).
+LOGS = "`.dvc/tmp/parallel/logs/<stage>.log`"
+
+
 def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, str]) -> list[str]:
     level = int(round(summary["confidence_level"] * 100))
     pilot = f", the first {study.pilot} a pilot" if study.pilot else ""
     return [
         "# How far do GAN-generated images help the classifier?",
         "",
+        *missing_note(summary.get("replicates_left_out") or {}, LOGS),
         *primary_section(summary),
         f"Source dataset **{source}**; cross-dataset targets: "
         f"{', '.join(study.targets) or 'none'}. Seeds (replicates): {list(study.seeds)}{pilot}. "
@@ -156,6 +161,25 @@ def _intro(summary: dict[str, Any], study: Any, source: str, figures: dict[str, 
         *_reading_the_verdicts(summary, study, source),
         *planner_section(summary, study),
     ]
+
+
+def missing_note(left_out: dict[str, list[list[Any]]], logs: str) -> list[str]:
+    """Markdown: the replicates the report left out, each with the runs it lacks, and where
+    their logs are."""
+    if not left_out:
+        return []
+    lines = [f"**{len(left_out)} replicate(s) left out: their evaluations are incomplete** (a "
+             f"stage of theirs failed or has not run). Every verdict, interval and count below "
+             f"comes from the other replicates only; a replicate counts whole or not at all, "
+             f"so that gains stay paired.", ""]
+    for seed, runs in left_out.items():
+        shown = ", ".join(f"{s} {_ratio_text(r)}" for s, r, _ in runs[:6])
+        more = f" and {len(runs) - 6} more" if len(runs) > 6 else ""
+        lines.append(f"- seed {seed}: no evaluation for {shown}{more}")
+    lines += ["", f"The parallel runner names each failed instance with its log ({logs}); under "
+              f"plain `dvc repro`, `dvc repro <stage>` shows its error. Once they run, `dvc "
+              f"repro` remakes this report from every replicate.", ""]
+    return lines
 
 
 def primary_section(summary: dict[str, Any]) -> list[str]:

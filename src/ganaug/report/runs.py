@@ -175,3 +175,16 @@ def mean_of(items: list[Any]) -> Any:
 def load_json_dir(path: str | Path) -> dict[str, dict]:
     """Every ``*.json`` in ``path`` by file stem (an absent directory is empty)."""
     return {p.stem: load_json(p) for p in sorted(Path(path).glob("*.json"))}
+
+
+def incomplete_replicates(found: dict[tuple[str, str, int], Any],
+                          runs: list[tuple[str, float | str, int]]
+                          ) -> dict[int, list[tuple[str, float | str, int]]]:
+    """Seed -> the runs of that replicate with no evaluation in ``found`` (from
+    :func:`load_evaluations`); seeds with every run evaluated are left out."""
+    out: dict[int, list[tuple[str, float | str, int]]] = {}
+    for run in runs:
+        if run_key(*run) not in found:
+            out.setdefault(run[2], []).append(run)
+    return out
+
