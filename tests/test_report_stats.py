@@ -14,7 +14,6 @@ from scipy import stats
 from ganaug.io import DataFileError
 from ganaug.report import markdown as report_markdown
 from ganaug.report import runs as report_runs
-from ganaug.report.markdown import comparisons_table, equivalents_table
 from ganaug.report.runs import collect, expected_runs, run_key
 from ganaug.report.summary import (
     curves,
@@ -27,6 +26,7 @@ from ganaug.report.summary import (
     verdict_counts,
     verdict_summary,
 )
+from ganaug.report.tables import comparisons_table, equivalents_table
 from ganaug.stats import (
     holm,
     invert_curve,

@@ -305,7 +305,7 @@ def test_the_report_text_names_the_verdicts_the_margin_and_the_plan():
 
 
 def test_the_comparisons_table_shows_the_pilot_as_exploratory():
-    from ganaug.report.markdown import comparisons_table
+    from ganaug.report.tables import comparisons_table
 
     s = decide(study={"pilot": 3})
     table = comparisons_table(s["results"], "src", s["pilot"]["exploratory"]).splitlines()

@@ -3,7 +3,8 @@
 - :mod:`.runs`: which runs the study has, and their evaluations and stats read into tables
 - :mod:`.summary`: the statistics (intervals, the four verdicts, the planner, the primary
   comparison, the learning curve and real-image equivalents)
-- :mod:`.markdown`: the report's tables and sections
+- :mod:`.tables`: the report's markdown tables and cell formats
+- :mod:`.markdown`: the report's sections and the whole ``report.md``
 - :mod:`.figures`: the report's and the score stage's figures
 
 Nothing is imported here: a stage imports the submodules it uses, so that its code dependencies
