@@ -4,7 +4,7 @@ Every case writes a tiny dataset folder and states what must come out: the exact
 (worked out by hand below, not by asking PIL), or a DataFileError that names the offending file.
 "Silently wrong" (clipped 16-bit, dropped alpha, a float image read as black, a sideways photo)
 fails the pixel comparison. The conventions checked are those in the docstring of
-:mod:`ganaug.data.image_folder`: alpha on black, 16-bit by its high byte, floats in [0, 1],
+:mod:`ganaug.data.decode`: alpha on black, 16-bit by its high byte, floats in [0, 1],
 EXIF orientation applied, the first frame of a multi-frame file.
 """
 
