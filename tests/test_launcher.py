@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ganaug.parallel import launcher
+from ganaug.parallel import forkserver, launcher
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -206,15 +206,15 @@ def test_a_preloaded_module_edited_on_disk_is_imported_again(probe_dir):
 def test_files_changed_since_the_imports_are_found(tmp_path):
     path = tmp_path / "m.py"
     path.write_text("x = 1\n")
-    files = {str(path): launcher._file_key(str(path))}
-    assert launcher.changed_files(files) == []
-    assert launcher.edited_since(files, time.time_ns() + 10**9) == []
-    assert launcher.edited_since(files, time.time_ns()) == [str(path)]  # within the clock's slack
+    files = {str(path): forkserver._file_key(str(path))}
+    assert forkserver.changed_files(files) == []
+    assert forkserver.edited_since(files, time.time_ns() + 10**9) == []
+    assert forkserver.edited_since(files, time.time_ns()) == [str(path)]  # within the clock's slack
     future = time.time_ns() + 3600 * 10**9  # a clock skew, not an edit during the imports
     os.utime(path, ns=(future, future))
-    skewed = {str(path): launcher._file_key(str(path))}
-    assert launcher.edited_since(skewed, time.time_ns() - 10**9, time.time_ns()) == []
+    skewed = {str(path): forkserver._file_key(str(path))}
+    assert forkserver.edited_since(skewed, time.time_ns() - 10**9, time.time_ns()) == []
     path.write_text("x = 22\n")
-    assert launcher.changed_files(files) == [str(path)]
+    assert forkserver.changed_files(files) == [str(path)]
     path.unlink()
-    assert launcher.changed_files(files) == [str(path)]
+    assert forkserver.changed_files(files) == [str(path)]

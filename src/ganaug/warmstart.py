@@ -6,28 +6,28 @@ imported); the server is :mod:`ganaug.parallel.daemon`.
 ``dvc repro`` starts one process per stage instance, and each pays the same fixed cost before it
 does any work: starting Python, importing torch, the first optimizer step importing
 ``torch._dynamo`` (2 to 5 s; ``benchmarks/stage_overhead.py``). The parallel runner avoids it
-with a start server that forks instances (:mod:`.launcher`); this module gives the same to the
-README's first command, with nothing to start or stop by hand:
+with a start server that forks instances (:mod:`ganaug.parallel.launcher`); this module gives
+the same to the README's first command, with nothing to start or stop by hand:
 
 - A stage command ``python -m stages.<name> ...`` first imports ``stages/__init__.py``, which
   calls :func:`handoff` while the interpreter is still starting the module. It connects to the
   start server for this interpreter, its import path and its thread settings (a Unix socket in
   a folder only this user can open), sends its arguments, working directory, environment and
   umask, and passes its own standard input, output and error. The server forks; the child
-  becomes ``python -m stages.<name> ...`` exactly as :mod:`.launcher`'s children do (working
+  becomes ``python -m stages.<name> ...`` exactly as the parallel runner's children do (working
   directory, environment, ``sys.argv``, ``sys.path[0]``, reseeded random generators, the exit
   status and traceback a fresh interpreter gives); the command waits for it, passes Ctrl-C and
   termination on to it, and ends with its exit status. DVC sees one process doing the work.
 - No server yet (the first instance of a run): the command starts one in the background and
   runs its own instance cold, as if this module did not exist. The server imports what
-  :data:`.launcher.PRELOAD` lists, then serves until it has had nothing to do for
-  :data:`IDLE_S` seconds.
-- Provenance, as in :mod:`.launcher`: before each fork the server checks every file it imported
-  (inode, size, modification time); if one changed, it forks nothing more, the command runs
-  cold, and the next command starts a new server that imports the files as they are now. An
-  instance therefore runs the code a fresh ``python -m`` would run at that moment, the code
-  DVC hashes for it. Packages installed or removed change the import folders' modification
-  times, which are part of the server's name: a new server.
+  :data:`ganaug.parallel.forkserver.PRELOAD` lists, then serves until it has had nothing to do
+  for :data:`IDLE_S` seconds.
+- Provenance, as in the parallel runner (:mod:`ganaug.parallel.forkserver`): before each fork
+  the server checks every file it imported (inode, size, modification time); if one changed,
+  it forks nothing more, the command runs cold, and the next command starts a new server that
+  imports the files as they are now. An instance therefore runs the code a fresh ``python -m``
+  would run at that moment, the code DVC hashes for it. Packages installed or removed change
+  the import folders' modification times, which are part of the server's name: a new server.
 - What a library reads from the environment when it loads (thread pools: ``OMP_*`` and the
   like, ``PYTHON*``, ``LD_*``, ``TORCH*``) is part of the server's name too, so an instance
   never inherits another's settings.

@@ -15,12 +15,11 @@ from ganaug.warmstart import IDLE_S, MAX_MESSAGE
 
 
 def serve(folder: str, key: str) -> None:
-    """Import :data:`.launcher.PRELOAD`, listen on ``folder/key.sock`` and fork one instance per
+    """Import :data:`.forkserver.PRELOAD`, listen on ``folder/key.sock`` and fork one instance per
     request, until idle for :data:`IDLE_S` seconds or an imported file changes."""
     import fcntl
-    import importlib
 
-    from ganaug.parallel import launcher
+    from ganaug.parallel import forkserver
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -30,19 +29,11 @@ def serve(folder: str, key: str) -> None:
     except OSError:
         return  # another server for this key is starting or serving
     address = os.path.join(folder, key + ".sock")
-    began = time.time_ns()
-    extra = [m.strip() for m in os.environ.get(launcher.PRELOAD_VAR, "").split(",") if m.strip()]
-    for name in (*launcher.PRELOAD, *extra):
-        with contextlib.suppress(Exception):
-            importlib.import_module(name)
+    imported, early = forkserver.preload()
     if "stages" in sys.modules:  # a working directory's package: never the server's
         return
-    imported = launcher.imported_files()
-    if launcher.edited_since(imported, began, time.time_ns()):
+    if early:
         return  # being edited: the next command starts a server when the files are still
-    import gc
-
-    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temp = f"{address}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
@@ -63,7 +54,7 @@ def serve(folder: str, key: str) -> None:
 def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]) -> None:
     import select
 
-    from ganaug.parallel import launcher
+    from ganaug.parallel import forkserver
 
     bound = os.stat(address).st_ino
     conns: dict[socket.socket, bytes] = {}  # connection -> request read so far
@@ -73,7 +64,7 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
     idle_since = time.monotonic()
     while accepting or running:
         watched = [*conns] + ([listener] if accepting else [])
-        ready = select.select(watched, [], [], launcher.POLL_S if running else 1.0)[0]
+        ready = select.select(watched, [], [], forkserver.POLL_S if running else 1.0)[0]
         for sock in ready:
             if sock is listener:
                 conn, _ = listener.accept()
@@ -96,7 +87,7 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
             request = json.loads(conns[sock].split(b"\n", 1)[0])
             conns[sock] = b""
             stdio = fds.pop(sock, [])
-            changed = launcher.changed_files(imported)
+            changed = forkserver.changed_files(imported)
             if changed or len(stdio) != 3:
                 _send(sock, {"stale": changed[:5]})
                 for fd in stdio:
@@ -111,7 +102,7 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
                     other.close()
                 for fd in keep:
                     os.close(fd)
-                launcher._run_module(request, stdio)  # never returns
+                forkserver.run_module(request, stdio)  # never returns
             for fd in stdio:
                 os.close(fd)
             running[pid] = sock
