@@ -16,7 +16,7 @@ from ganaug.data import Prepared, load_prepared
 from ganaug.errors import ParamsError
 from ganaug.evaluation import align_to_source, evaluate_classifier
 from ganaug.io import save_json
-from ganaug.models.checkpoint import load_classifier
+from ganaug.models.saved import load_classifier
 from ganaug.runtime import resolve_device, set_threads
 from ganaug.stage import exit_with, parser, read_params
 

@@ -18,7 +18,7 @@ from ganaug.errors import ParamsError
 from ganaug.gan.family import LoadedGan
 from ganaug.gan.knobs import gan_config
 from ganaug.io import save_json
-from ganaug.models.checkpoint import load_checkpoint, load_classifier
+from ganaug.models.saved import load_checkpoint, load_classifier
 from ganaug.pool import load_pool, load_selected
 from ganaug.refine import fine_tune, generate_score_select, save_round
 from ganaug.replicates import vary_of, with_seed

@@ -13,7 +13,7 @@ from ganaug.errors import ParamsError
 from ganaug.gan import load_gan
 from ganaug.inception import inception_report
 from ganaug.io import save_json
-from ganaug.models.checkpoint import load_classifier
+from ganaug.models.saved import load_classifier
 from ganaug.pool import load_pool, load_sources
 from ganaug.replicates import vary_of, with_seed
 from ganaug.report.figures import memorisation_grid, score_figures

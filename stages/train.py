@@ -13,7 +13,7 @@ from ganaug.configs.train import TrainConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.io import DataFileError, load_npy
-from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.models.saved import classifier_payload, save_checkpoint
 from ganaug.pool import load_pool, load_selected
 from ganaug.replicates import seed_for, vary_of
 from ganaug.runtime import resolve_device, set_determinism, set_threads

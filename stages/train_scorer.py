@@ -7,7 +7,7 @@ from ganaug.calibration import calibration_report
 from ganaug.configs.train import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
-from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.models.saved import classifier_payload, save_checkpoint
 from ganaug.replicates import vary_of, with_seed
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params

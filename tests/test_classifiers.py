@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from ganaug.models import CLASSIFIERS, PretrainedWeightsUnavailable, validate_pretrained
-from ganaug.models.checkpoint import classifier_payload, load_classifier, save_checkpoint
+from ganaug.models.saved import classifier_payload, load_classifier, save_checkpoint
 from ganaug.models.transfer import (
     IMAGENET_MEAN,
     IMAGENET_STD,

@@ -25,7 +25,7 @@ from ganaug.data.prepare import (
 )
 from ganaug.io import DataFileError, load_json, load_npz, save_npz
 from ganaug.models import CLASSIFIERS
-from ganaug.models.checkpoint import classifier_payload, save_checkpoint
+from ganaug.models.saved import classifier_payload, save_checkpoint
 
 DIGITS = parse_dataset_config("digits", {"kind": "sklearn_digits"})
 

@@ -15,7 +15,7 @@ from gancfg import gan_cfg
 
 from ganaug.gan import family_for, gan_payload, load_gan
 from ganaug.models import CLASSIFIERS, CheckpointError
-from ganaug.models.checkpoint import (
+from ganaug.models.saved import (
     classifier_payload,
     load_checkpoint,
     load_classifier,

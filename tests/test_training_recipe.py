@@ -247,7 +247,7 @@ def test_checkpoints_load_laid_out_for_inference_with_the_same_outputs(tmp_path,
     from ganaug.gan import family_for, load_gan
     from ganaug.gan.family import gan_payload
     from ganaug.models import CLASSIFIERS
-    from ganaug.models.checkpoint import classifier_payload, load_classifier
+    from ganaug.models.saved import classifier_payload, load_classifier
     from ganaug.runtime import inference_layout
 
     def channels_last(model):

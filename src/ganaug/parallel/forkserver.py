@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 # One that fails to import is left to the instances (they report it).
 PRELOAD = (
     "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "torch._dynamo", "dvclive",
-    "ganaug.config", "ganaug.stage", "ganaug.models.checkpoint", "ganaug.training",
+    "ganaug.config", "ganaug.stage", "ganaug.models.saved", "ganaug.training",
     "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection",
     "ganaug.report.markdown", "ganaug.report.figures",
 )

@@ -1,5 +1,6 @@
-"""Classifier checkpoints: the architecture name and its constructor arguments next to the
-weights, so a consumer rebuilds the model from the file alone."""
+"""A saved classifier: its checkpoint holds the architecture name and its constructor arguments
+next to the weights, so a consumer rebuilds the model from the file alone (the file format
+itself, shared with the GAN and resume checkpoints, is :mod:`ganaug.checkpoints`)."""
 
 from __future__ import annotations
 
