@@ -226,3 +226,64 @@ def test_stages_rerun_cold_give_the_bytes_the_warm_dvc_repro_gave(study_copy, mo
     monkeypatch.setenv("GANAUG_WARM_START", "0")
     assert stages_run(dvc(study_copy, "repro", "-f", "-s", *stages)) == set(stages)
     assert git(study_copy, "status", "--porcelain").stdout == ""
+
+
+def test_a_stuck_server_is_given_up_and_the_command_runs_cold(project, tmp_path):
+    """Something listening on the server's socket that never answers (a stopped server): the
+    command waits GANAUG_WARM_TIMEOUT seconds, then runs its instance itself."""
+    import socket
+
+    root, env = project
+    stop_servers(root / "run")
+    env = {**env, "GANAUG_WARM_TIMEOUT": "1", "OMP_NUM_THREADS": "5"}  # a key of its own
+    folder = root / "run" / f"ganaug-warm-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = json.loads(subprocess.run(
+        [sys.executable, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"], cwd=root,
+        env=env, capture_output=True, text=True, check=True).stdout)
+    key = warmstart.server_key(path, env)
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.bind(str(folder / f"{key}.sock"))
+    stuck.listen(4)
+    try:
+        code, out, _, pid = stage(root, env, timeout=60)
+        assert code == 0 and out["pid"] == pid  # cold, after the wait
+    finally:
+        stuck.close()
+        (folder / f"{key}.sock").unlink()
+
+
+def test_a_socket_path_too_long_runs_cold_and_leaves_no_server(tmp_path):
+    root = Path(tempfile.mkdtemp(prefix="gw", dir="/tmp"))
+    try:
+        (root / "stages").mkdir()
+        shutil.copy(REPO_ROOT / "stages" / "__init__.py", root / "stages")
+        (root / "stages" / "probe.py").write_text(PROBE)
+        (root / "lib").mkdir()
+        (root / "lib" / "probe_lib.py").write_text("VALUE = 1\n")
+        deep = root / ("x" * 60) / ("y" * 60)
+        deep.mkdir(parents=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GANAUG_WARM")}
+        env.update(XDG_RUNTIME_DIR=str(deep),
+                   PYTHONPATH=os.pathsep.join([str(root / "lib"), str(REPO_ROOT / "src")]))
+        for _ in range(2):
+            code, out, _, pid = stage(root, env)
+            assert code == 0 and out["pid"] == pid
+        time.sleep(2)
+        assert not list(deep.glob("ganaug-warm-*/*.sock"))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_replies_in_one_read_are_both_kept():
+    """A quick instance's start and end can reach the command in one read: the exit status
+    must not be lost with the rest of the first read."""
+    import socket
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b'{"pid": 7}\n{"returncode": 3}\n')
+        lines = warmstart._Lines(ours)
+        assert lines.next() == {"pid": 7} and lines.next() == {"returncode": 3}
+        theirs.close()
+        assert lines.next() is None

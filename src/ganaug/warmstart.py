@@ -51,6 +51,8 @@ IDLE_S = 30  # a server with no instance running and no request for this long en
 ENV_PREFIXES = ("PYTHON", "OMP_", "MKL_", "OPENBLAS_", "NUMEXPR_", "KMP_", "GOMP_", "TORCH",
                 "PYTORCH", "LD_", "MALLOC", "GANAUG_WARM_PRELOAD")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+START_TIMEOUT_S = 60  # a server that has not forked a request by then is stuck (seconds;
+# GANAUG_WARM_TIMEOUT overrides it)
 # Messages are JSON lines; a request (environment included) is far below this.
 MAX_MESSAGE = 1 << 20
 
@@ -127,28 +129,43 @@ def handoff() -> None:
     os.umask(umask)
     request = {"module": call[0], "args": call[1], "cwd": os.getcwd(), "env": env,
                "umask": umask}
+    # A server that does not fork within START_TIMEOUT_S is taken for stuck: the command runs
+    # cold. The descriptors go only once the server asks for them, so that a stuck server never
+    # holds the command's output open (a caller reading it to its end would wait for the server).
+    sock.settimeout(float(os.environ.get("GANAUG_WARM_TIMEOUT", START_TIMEOUT_S)))
+    lines = _Lines(sock)
     try:
-        socket.send_fds(sock, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
-        reply = _read_line(sock)
-    except OSError:
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        reply = lines.next()
+        if reply is not None and reply.get("send"):
+            socket.send_fds(sock, [b"\0"], [0, 1, 2])
+            reply = lines.next()
+    except OSError:  # socket.timeout included
         reply = None
     if reply is None or "pid" not in reply:
-        sock.close()  # stale, refused or gone: this instance runs here
+        sock.close()  # stale, refused, stuck or gone: this instance runs here
         return
-    _follow(sock, reply["pid"])
+    sock.settimeout(None)
+    _follow(lines, reply["pid"])
 
 
-def _read_line(sock: socket.socket) -> dict | None:
-    data = b""
-    while b"\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk or len(data) > MAX_MESSAGE:
-            return None
-        data += chunk
-    return json.loads(data.split(b"\n", 1)[0])
+class _Lines:
+    """The server's replies, one JSON line at a time (two may arrive in one read)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.data = sock, b""
+
+    def next(self) -> dict | None:
+        while b"\n" not in self.data:
+            chunk = self.sock.recv(4096)
+            if not chunk or len(self.data) > MAX_MESSAGE:
+                return None
+            self.data += chunk
+        line, self.data = self.data.split(b"\n", 1)
+        return json.loads(line)
 
 
-def _follow(sock: socket.socket, pid: int) -> None:
+def _follow(lines: _Lines, pid: int) -> None:
     """Wait for the forked instance, passing signals on to it, and end as it ended."""
     def forward(signum, frame):
         with contextlib.suppress(ProcessLookupError):
@@ -157,7 +174,7 @@ def _follow(sock: socket.socket, pid: int) -> None:
     for sig in FORWARDED:
         signal.signal(sig, forward)
     try:
-        reply = _read_line(sock)
+        reply = lines.next()
     except OSError:
         reply = None
     if reply is None or "returncode" not in reply:

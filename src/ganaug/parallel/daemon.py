@@ -13,6 +13,8 @@ import time
 
 from ganaug.warmstart import IDLE_S, MAX_MESSAGE
 
+MAX_ADDRESS = 108  # bytes in a Unix socket's path, its terminating NUL included (Linux)
+
 
 def serve(folder: str, key: str) -> None:
     """Import :data:`.forkserver.PRELOAD`, listen on ``folder/key.sock`` and fork one instance per
@@ -29,6 +31,8 @@ def serve(folder: str, key: str) -> None:
     except OSError:
         return  # another server for this key is starting or serving
     address = os.path.join(folder, key + ".sock")
+    if len(os.fsencode(address)) >= MAX_ADDRESS:
+        return  # a socket cannot have this path: every command runs cold, at no cost here
     imported, early = forkserver.preload()
     if "stages" in sys.modules:  # a working directory's package: never the server's
         return
@@ -59,6 +63,7 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
     bound = os.stat(address).st_ino
     conns: dict[socket.socket, bytes] = {}  # connection -> request read so far
     fds: dict[socket.socket, list[int]] = {}
+    requests: dict[socket.socket, dict] = {}  # read and checked, waiting for the descriptors
     running: dict[int, socket.socket] = {}  # pid -> its command's connection
     accepting = True
     idle_since = time.monotonic()
@@ -79,22 +84,33 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
                 data, got = b"", []
             fds.setdefault(sock, []).extend(got)
             if not data or len(conns[sock]) > MAX_MESSAGE:
+                requests.pop(sock, None)
                 _drop(sock, conns, fds, running)
                 continue
-            conns[sock] += data
-            if b"\n" not in conns[sock]:
+            if sock not in requests:
+                # First the request (a JSON line, no descriptors), checked before asking for
+                # the command's descriptors: a server that cannot start it never holds them.
+                conns[sock] += data
+                if b"\n" not in conns[sock]:
+                    continue
+                changed = forkserver.changed_files(imported)
+                if changed or fds.get(sock):
+                    _send(sock, {"stale": changed[:5]})
+                    _drop(sock, conns, fds, running)
+                    if changed:
+                        accepting = False  # the next command starts a server with today's files
+                    continue
+                requests[sock] = json.loads(conns[sock].split(b"\n", 1)[0])
+                conns[sock] = b""
+                _send(sock, {"send": True})
                 continue
-            request = json.loads(conns[sock].split(b"\n", 1)[0])
-            conns[sock] = b""
+            # Then one byte with its standard input, output and error: fork.
             stdio = fds.pop(sock, [])
-            changed = forkserver.changed_files(imported)
-            if changed or len(stdio) != 3:
-                _send(sock, {"stale": changed[:5]})
+            request = requests.pop(sock)
+            if len(stdio) != 3 or _closed(sock):
                 for fd in stdio:
                     os.close(fd)
                 _drop(sock, conns, fds, running)
-                if changed:
-                    accepting = False  # the next command starts a server with today's files
                 continue
             pid = os.fork()
             if pid == 0:
@@ -127,6 +143,20 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
                 replaced = True
             if replaced:  # removed, or taken by another server: stop serving
                 accepting = False
+
+
+def _closed(sock: socket.socket) -> bool:
+    """Whether the command gave up on this connection (it timed out and runs cold): then its
+    instance must not start here too."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
