@@ -21,6 +21,16 @@ def _pyplot():
     return plt
 
 
+def _finish_axes(ax, xlabel: str, title: str, legend_size: int) -> None:
+    """An accuracy panel's labels, title, grid and legend (the curves' own ticks are set)."""
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_size)
+
+
 def save_figure(fig, path: str | Path) -> None:
     """Save a matplotlib figure as PNG atomically, without timestamps (same input, same bytes)."""
     plt = _pyplot()
@@ -120,12 +130,7 @@ def accuracy_vs_ratio_figure(curves: pd.DataFrame, test_sets: list[str], path: s
         ax.set_xscale("symlog", linthresh=0.5)
         ticks = sorted(sub.ratio.unique())
         ax.set_xticks(ticks, [f"{t:g}x" for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel("synthetic images per real image (0: real only)")
-        ax.set_ylabel("accuracy")
-        ax.set_title(test_set)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _finish_axes(ax, "synthetic images per real image (0: real only)", test_set, 8)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -201,12 +206,7 @@ def real_equivalent_figure(curve: dict, equivalents: dict, path: str | Path) -> 
             _place(ax, strategy, by_ratio, test_set, sizes, colors[i % len(colors)])
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.minorticks_off()
-        ax.set_xlabel("real images per class")
-        ax.set_ylabel("accuracy")
-        ax.set_title(test_set)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_axes(ax, "real images per class", test_set, 7)
     fig.tight_layout()
     save_figure(fig, path)
 
