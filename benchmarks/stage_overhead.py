@@ -5,9 +5,12 @@ DVC's own work per stage, and writing ``dvc.lock``.
 
 1. ``python -c pass`` and ``import torch`` (the floor every model stage pays).
 2. Each stage entry point started with ``--help`` (interpreter + its imports, nothing else),
-   cold (a fresh ``python -m``, as ``dvc repro`` starts it) and warm (forked from
-   ``ganaug.parallel``'s start server, as ``python -m ganaug.parallel`` starts it; the server's
-   own start-up, paid once per run, is printed on its own line).
+   cold (a fresh ``python -m`` with ``GANAUG_WARM_START=0``: how ``dvc repro`` started every
+   instance before its warm start), warm under ``dvc repro`` (the same command, which hands
+   itself to plain ``dvc repro``'s start server, :mod:`ganaug.warmstart`: the whole process,
+   from its start to its exit status), and warm under the parallel runner (forked from
+   ``ganaug.parallel``'s start server). Each server's own start-up, paid once per run, is
+   printed on its own line.
 3. DVC's own work per stage: ``dvc repro`` of a pipeline of N stages whose command is ``true``
    (each with a file dependency and an output, like the study's), per stage, minus nothing:
    the command costs about 1 ms.
@@ -35,11 +38,11 @@ STAGES = ("check_params", "prepare", "fetch", "train_scorer", "train_gan", "gene
           "select", "train", "evaluate", "refine", "report")
 
 
-def best(cmd: list[str], repeat: int, cwd: Path = ROOT) -> float:
+def best(cmd: list[str], repeat: int, cwd: Path = ROOT, env: dict | None = None) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, env=env)
         times.append(time.perf_counter() - start)
     return min(times)
 
@@ -68,6 +71,29 @@ def warm_best(stage: str, repeat: int) -> float:
                 raise SystemExit(f"stages.{stage} --help exited {code}: "
                                  f"{(Path(tmp) / 'log').read_text()[-2000:]}")
     return min(times)
+
+
+def repro_server(env: dict[str, str], timeout: float = 120) -> None:
+    """Start plain ``dvc repro``'s start server for ``env`` (a first stage command does, and runs
+    cold) and wait until its socket is there."""
+    import json
+
+    from ganaug import warmstart
+
+    path = json.loads(subprocess.run(
+        [sys.executable, "-c", "import json, sys; print(json.dumps(sys.path[1:]))"], cwd=ROOT,
+        env=env, capture_output=True, text=True, check=True).stdout)
+    folder = warmstart.socket_dir()
+    if folder is None:
+        raise SystemExit("no folder for dvc repro's start server (see ganaug.warmstart)")
+    sock = Path(folder) / f"{warmstart.server_key(path, env)}.sock"
+    subprocess.run([sys.executable, "-m", "stages.check_params", "--help"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    deadline = time.monotonic() + timeout
+    while not sock.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("dvc repro's start server did not come up")
+        time.sleep(0.1)
 
 
 FIRST_CALLS = """
@@ -166,10 +192,18 @@ def main() -> None:
     launcher.serves(dict(os.environ))
     print(f"ganaug.parallel's start server (once per run): "  # noqa: T201
           f"{time.perf_counter() - start:.2f} s")
+    env = {**instance_env(), "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    repro_server(env)
+    print(f"dvc repro's start server (once per run, in the background): "  # noqa: T201
+          f"{time.perf_counter() - start:.2f} s")
     for stage in STAGES:
-        t = best([py, "-m", f"stages.{stage}", "--help"], args.repeat)
+        cmd = [py, "-m", f"stages.{stage}", "--help"]
+        t = best(cmd, args.repeat, env={**env, "GANAUG_WARM_START": "0"})
+        r = best(cmd, args.repeat, env=env)
         w = warm_best(stage, args.repeat)
-        print(f"stages.{stage} start-up (imports): {t:.2f} s cold, {w:.2f} s warm")  # noqa: T201
+        print(f"stages.{stage} start-up (imports): {t:.2f} s cold, {r:.2f} s warm under "  # noqa: T201
+              f"dvc repro, {w:.2f} s warm under the parallel runner")
     print(f"DVC's work per stage (dvc repro of {args.stages} trivial stages): "  # noqa: T201
           f"{dvc_per_stage(args.stages, args.repeat):.2f} s")
     seconds, size = lock_write(args.repeat)
