@@ -366,20 +366,23 @@ def test_local_workers_get_one_gpu_each_and_a_share_of_the_cores():
 def test_a_lockfile_left_broken_by_a_kill_is_put_back(tmp_path):
     from dvc.repo import Repo
 
-    from ganaug.parallel.session import backup_lockfile, recover_lockfiles
+    from ganaug.lock import backup_lockfile, recover_lockfiles
 
     root = tmp_path / "repo"
     root.mkdir()
     repo = Repo.init(str(root), no_scm=True)
-    work = Path(repo.tmp_dir) / "parallel"
+    backups = Path(repo.tmp_dir) / "parallel" / "lock-backups"
     good = "schema: '2.0'\nstages:\n  a:\n    cmd: echo a\n"
     (root / "dvc.lock").write_text(good)
-    backup_lockfile(root / "dvc.lock", root, work)
-    assert recover_lockfiles(repo) == []  # a good lockfile stays as it is
+    backup_lockfile(root / "dvc.lock", root, backups)
+    assert recover_lockfiles(root, backups) == []  # a good lockfile stays as it is
 
     (root / "dvc.lock").write_text(good + "    deps:\n    - path: [")  # cut mid-write
-    assert recover_lockfiles(repo) == [root / "dvc.lock"]
+    assert recover_lockfiles(root, backups) == [root / "dvc.lock"]
     assert (root / "dvc.lock").read_text() == good
+    # A file that is YAML but not a lockfile (a stage without cmd) is put back too.
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages:\n  a:\n    deps: []\n")
+    assert recover_lockfiles(root, backups) == [root / "dvc.lock"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ grid had (a ratio, seed or strategy since removed): ``python -m ganaug.lock prun
 (the parallel runner does after each run). Both commands take DVC's repository lock and replace
 the file atomically, so they never race with a running ``dvc repro``; while another DVC process
 holds that lock they stop with a one-line error instead of waiting.
+
+The parallel runner needs no command for it: before DVC rewrites a ``dvc.lock`` the runner keeps
+a copy (:func:`backup_lockfile`), and its next run puts the copy back when the file does not load
+(:func:`recover_lockfiles`, with the same check as ``check``).
 """
 
 from __future__ import annotations
@@ -258,3 +262,48 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------
+# The parallel runner's copy from before each write
+# --------------------------------------------------------------------------------------------
+
+
+def _backup_path(lockfile: Path, root: Path, backups: Path) -> Path:
+    return backups / os.path.relpath(lockfile, root).replace(os.sep, "__")
+
+
+def backup_lockfile(lockfile: Path, root: Path, backups: Path) -> None:
+    """Keep a copy of ``lockfile`` in ``backups`` as it is before DVC rewrites it (an empty
+    copy: none yet)."""
+    dest = _backup_path(lockfile, root, backups)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    if lockfile.exists():
+        shutil.copyfile(lockfile, tmp)
+    else:
+        tmp.write_bytes(b"")
+    os.replace(tmp, dest)
+
+
+def recover_lockfiles(root: Path, backups: Path) -> list[Path]:
+    """Put back the copy of each ``dvc.lock`` under ``root`` that a killed run left unreadable
+    (:func:`lock_problem`); return them. Call it with DVC's repository lock held."""
+    recovered = []
+    for backup in sorted(backups.glob("*")) if backups.is_dir() else []:
+        if backup.suffix == ".tmp":
+            continue
+        lockfile = root / backup.name.replace("__", os.sep)
+        if not lockfile.exists():
+            continue
+        problem = lock_problem(lockfile)
+        if problem is None:
+            continue
+        log.warning("%s does not load (%s): an interrupted run was writing it; putting back "
+                    "the copy from before that write", lockfile, problem)
+        if backup.stat().st_size:
+            shutil.copyfile(backup, lockfile)
+        else:
+            lockfile.unlink()
+        recovered.append(lockfile)
+    return recovered

@@ -19,8 +19,9 @@ hash differently at record time (:class:`DependencyChanged`): nothing of it is r
 cached, its outputs are removed, and the next run runs it again.
 
 DVC writes ``dvc.lock`` in place (truncate, then write); a run killed during that write would
-leave a broken file. Before each write a copy is kept under ``.dvc/tmp/parallel/``, and the next
-run puts it back if ``dvc.lock`` no longer loads (:func:`recover_lockfiles`).
+leave a broken file. Before each write a copy is kept under ``.dvc/tmp/parallel/lock-backups``,
+and the next run puts it back if ``dvc.lock`` no longer loads (:func:`ganaug.lock.backup_lockfile`,
+:func:`ganaug.lock.recover_lockfiles`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ganaug.lock import reset_broken_rwlock
+from ganaug.lock import backup_lockfile, recover_lockfiles, reset_broken_rwlock
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARALLEL_DIR = "parallel"  # under the repository's .dvc/tmp
+BACKUPS = "lock-backups"  # under PARALLEL_DIR: each dvc.lock as it was before DVC's last write
 LOCKFILE = "dvc.lock"
 
 
@@ -89,6 +91,7 @@ class Session:
         self.root = Path(repo.root_dir)
         self.plan = make_plan(repo, targets)
         self.work_dir = Path(repo.tmp_dir) / PARALLEL_DIR
+        self.backups = self.work_dir / BACKUPS
         self._to_dump: list[Stage] = []  # recorded, lock entry not written yet
         self._in_lock = stages_in_lockfiles(self.plan.order)  # have an entry in dvc.lock
         self._given_up: set[Stage] = set()
@@ -186,7 +189,7 @@ class Session:
             by_file.setdefault(stage.dvcfile.path, []).append(stage)
         for path, group in by_file.items():
             if _in_pipeline(group[0]):  # a dvc.yaml's lock entries are beside it, in dvc.lock
-                backup_lockfile(Path(path).with_suffix(".lock"), self.root, self.work_dir)
+                backup_lockfile(Path(path).with_suffix(".lock"), self.root, self.backups)
             group[0].dvcfile.dump_stages(group, update_pipeline=False)
         self._in_lock.update(stages)
 
@@ -226,7 +229,8 @@ def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Se
     with Repo(root) as repo:
         cmd_run = _CmdRun()
         with lock_repo(repo), repo.scm_context(), _params_files_parsed_once():
-            recover_lockfiles(repo)  # with the lock: no other DVC process is writing them
+            # With the lock held: no other DVC process is writing them.
+            recover_lockfiles(Path(repo.root_dir), Path(repo.tmp_dir) / PARALLEL_DIR / BACKUPS)
             reset_broken_rwlock(repo)
             session = Session(repo, targets, cmd_run)
             session.ignore_outputs()
@@ -440,54 +444,3 @@ def _params_files_parsed_once() -> Iterator[None]:
         yield
     finally:
         dvc_param.load_path = original
-
-
-# --------------------------------------------------------------------------------------------
-# dvc.lock backups
-# --------------------------------------------------------------------------------------------
-
-
-def _backup_path(lockfile: Path, root: Path, work_dir: Path) -> Path:
-    rel = os.path.relpath(lockfile, root).replace(os.sep, "__")
-    return work_dir / "lock-backups" / rel
-
-
-def backup_lockfile(lockfile: Path, root: Path, work_dir: Path) -> None:
-    """Keep a copy of ``lockfile`` as it is before DVC rewrites it (an empty copy: none yet)."""
-    dest = _backup_path(lockfile, root, work_dir)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    if lockfile.exists():
-        shutil.copyfile(lockfile, tmp)
-    else:
-        tmp.write_bytes(b"")
-    os.replace(tmp, dest)
-
-
-def recover_lockfiles(repo: Repo) -> list[Path]:
-    """Put back the copy of each ``dvc.lock`` that a killed run left unreadable; return them."""
-    from dvc.dvcfile import Lockfile
-    from dvc.exceptions import DvcException
-
-    root = Path(repo.root_dir)
-    work_dir = Path(repo.tmp_dir) / PARALLEL_DIR
-    backups = work_dir / "lock-backups"
-    recovered = []
-    for backup in sorted(backups.glob("*")) if backups.is_dir() else []:
-        if backup.suffix == ".tmp":
-            continue
-        lockfile = root / backup.name.replace("__", os.sep)
-        if not lockfile.exists():
-            continue
-        try:
-            Lockfile(repo, str(lockfile)).load()
-            continue
-        except DvcException as exc:
-            log.warning("%s does not load (%s): an interrupted run was writing it; putting back "
-                        "the copy from before that write", lockfile, exc)
-        if backup.stat().st_size:
-            shutil.copyfile(backup, lockfile)
-        else:
-            lockfile.unlink()
-        recovered.append(lockfile)
-    return recovered
