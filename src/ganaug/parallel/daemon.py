@@ -4,13 +4,18 @@ stage command that finds none, ``python -m ganaug.parallel.daemon FOLDER KEY``."
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import select
 import signal
 import socket
+import struct
 import sys
 import time
+from dataclasses import dataclass, field
 
+from ganaug.parallel import forkserver
 from ganaug.warmstart import IDLE_S, MAX_MESSAGE
 
 MAX_ADDRESS = 108  # bytes in a Unix socket's path, its terminating NUL included (Linux)
@@ -19,10 +24,9 @@ MAX_ADDRESS = 108  # bytes in a Unix socket's path, its terminating NUL included
 def serve(folder: str, key: str) -> None:
     """Import :data:`.forkserver.PRELOAD`, listen on ``folder/key.sock`` and fork one instance per
     request, until idle for :data:`IDLE_S` seconds or an imported file changes."""
-    import fcntl
-
-    from ganaug.parallel import forkserver
-
+    address = os.path.join(folder, key + ".sock")
+    if len(os.fsencode(address)) >= MAX_ADDRESS:
+        return  # a socket cannot have this path: every command runs cold, at no cost here
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     lock = os.open(os.path.join(folder, key + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -30,9 +34,6 @@ def serve(folder: str, key: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return  # another server for this key is starting or serving
-    address = os.path.join(folder, key + ".sock")
-    if len(os.fsencode(address)) >= MAX_ADDRESS:
-        return  # a socket cannot have this path: every command runs cold, at no cost here
     imported, early = forkserver.preload()
     if "stages" in sys.modules:  # a working directory's package: never the server's
         return
@@ -55,15 +56,19 @@ def serve(folder: str, key: str) -> None:
         listener.close()
 
 
+@dataclass
+class _Command:
+    """One command's connection: its request as read so far, then parsed (once the server has
+    asked for the descriptors), and the descriptors received."""
+
+    data: bytes = b""
+    request: dict | None = None
+    fds: list[int] = field(default_factory=list)
+
+
 def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]) -> None:
-    import select
-
-    from ganaug.parallel import forkserver
-
     bound = os.stat(address).st_ino
-    conns: dict[socket.socket, bytes] = {}  # connection -> request read so far
-    fds: dict[socket.socket, list[int]] = {}
-    requests: dict[socket.socket, dict] = {}  # read and checked, waiting for the descriptors
+    conns: dict[socket.socket, _Command] = {}
     running: dict[int, socket.socket] = {}  # pid -> its command's connection
     accepting = True
     idle_since = time.monotonic()
@@ -76,41 +81,36 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
                 if _peer_uid(conn) != os.getuid():
                     conn.close()
                     continue
-                conns[conn] = b""
+                conns[conn] = _Command()
                 continue
+            cmd = conns[sock]
             try:
                 data, got, _, _ = socket.recv_fds(sock, 65536, 3)
             except OSError:
                 data, got = b"", []
-            fds.setdefault(sock, []).extend(got)
-            if not data or len(conns[sock]) > MAX_MESSAGE:
-                requests.pop(sock, None)
-                _drop(sock, conns, fds, running)
+            cmd.fds.extend(got)
+            if not data or len(cmd.data) > MAX_MESSAGE:
+                _drop(sock, conns, running)
                 continue
-            if sock not in requests:
+            if cmd.request is None:
                 # First the request (a JSON line, no descriptors), checked before asking for
                 # the command's descriptors: a server that cannot start it never holds them.
-                conns[sock] += data
-                if b"\n" not in conns[sock]:
+                cmd.data += data
+                if b"\n" not in cmd.data:
                     continue
                 changed = forkserver.changed_files(imported)
-                if changed or fds.get(sock):
+                if changed or cmd.fds:
                     _send(sock, {"stale": changed[:5]})
-                    _drop(sock, conns, fds, running)
+                    _drop(sock, conns, running)
                     if changed:
                         accepting = False  # the next command starts a server with today's files
                     continue
-                requests[sock] = json.loads(conns[sock].split(b"\n", 1)[0])
-                conns[sock] = b""
+                cmd.request = json.loads(cmd.data.split(b"\n", 1)[0])
                 _send(sock, {"send": True})
                 continue
             # Then one byte with its standard input, output and error: fork.
-            stdio = fds.pop(sock, [])
-            request = requests.pop(sock)
-            if len(stdio) != 3 or _closed(sock):
-                for fd in stdio:
-                    os.close(fd)
-                _drop(sock, conns, fds, running)
+            if len(cmd.fds) != 3 or _closed(sock):
+                _drop(sock, conns, running)
                 continue
             pid = os.fork()
             if pid == 0:
@@ -118,9 +118,10 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
                     other.close()
                 for fd in keep:
                     os.close(fd)
-                forkserver.run_module(request, stdio)  # never returns
-            for fd in stdio:
+                forkserver.run_module(cmd.request, cmd.fds)  # never returns
+            for fd in cmd.fds:
                 os.close(fd)
+            cmd.fds = []
             running[pid] = sock
             _send(sock, {"pid": pid})
         while running:
@@ -130,8 +131,7 @@ def _serve(listener: socket.socket, address: str, imported: dict, keep: set[int]
             sock = running.pop(pid)
             if sock in conns:
                 _send(sock, {"returncode": os.waitstatus_to_exitcode(status)})
-                _drop(sock, conns, fds, running)
-            idle_since = time.monotonic()
+                _drop(sock, conns, running)
         if running or conns:
             idle_since = time.monotonic()
         elif accepting and time.monotonic() - idle_since > IDLE_S:
@@ -160,8 +160,6 @@ def _closed(sock: socket.socket) -> bool:
 
 
 def _peer_uid(conn: socket.socket) -> int | None:
-    import struct
-
     try:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     except OSError:
@@ -174,7 +172,8 @@ def _send(sock: socket.socket, msg: dict) -> None:
         sock.sendall(json.dumps(msg).encode() + b"\n")
 
 
-def _drop(sock, conns, fds, running) -> None:
+def _drop(sock: socket.socket, conns: dict[socket.socket, _Command],
+          running: dict[int, socket.socket]) -> None:
     """Close a command's connection; an instance still running for it is killed. Its command
     was: a command passes on the signals it can catch, so one that vanished got SIGKILL (a
     killed process group, say), which a cold instance in that group would have got too."""
@@ -182,9 +181,9 @@ def _drop(sock, conns, fds, running) -> None:
         if owner is sock:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    for fd in fds.pop(sock, []):
+    cmd = conns.pop(sock, None)
+    for fd in cmd.fds if cmd is not None else []:
         os.close(fd)
-    conns.pop(sock, None)
     sock.close()
 
 

@@ -55,6 +55,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ganaug import warmstart
 from ganaug.parallel.forkserver import (
     POLL_S,
     changed_files,
@@ -80,10 +81,9 @@ _server: _Server | None = None
 
 def enabled(env: Mapping[str, str]) -> bool:
     """Linux, not switched off, and no relative ``PYTHONPATH`` entry (which a fresh process
-    would resolve from the instance's working directory)."""
-    return (sys.platform.startswith("linux")
-            and env.get("GANAUG_WARM_START", "1").lower() not in ("0", "false", "no")
-            and all(os.path.isabs(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p))
+    would resolve from the instance's working directory): the same rule as plain ``dvc
+    repro``'s warm start."""
+    return warmstart.enabled(env)
 
 
 def python_module_call(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[str]] | None:
@@ -308,8 +308,8 @@ def serve(requests: int = 0, replies: int = 1) -> None:
     requests end.
 
     Single-threaded, so a fork never copies a lock another thread holds; ended children are
-    collected every :data:`.forkserver.POLL_S` seconds. Replies are written with ``os.write`` (no Python
-    buffer for a child to inherit half-written). A child never returns here: it runs its module
+    collected every :data:`.forkserver.POLL_S` seconds. Replies are written with ``os.write``
+    (no Python buffer for a child to inherit half-written). A child never returns here: it runs its module
     and ends as the interpreter ends a ``python -m`` run (exit status, traceback, atexit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the coordinator ends the instances
     imported, early = preload()
