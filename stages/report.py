@@ -98,12 +98,13 @@ def main(argv=None) -> None:
     runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds),
                          study.real_sizes)
     # A replicate with a failed (or not yet run) stage is left out whole, and named.
-    missing = incomplete_replicates(load_evaluations(args.eval), runs)
+    evaluations = load_evaluations(args.eval)  # read once: the tables and figures use it
+    missing = incomplete_replicates(evaluations, runs)
     if missing:
         study = complete_replicates(study, missing, args.eval)
         runs = expected_runs(study.strategies, study.ratios, study.seeds, list(refine.rounds),
                              study.real_sizes)
-    df = collect(args.eval, runs)
+    df = collect(args.eval, runs, evaluations)
     found = set(df.test_set)
     test_sets = [source, *study.targets] + [t for t in (SYNTHETIC_TEST, MIXED_TEST) if t in found]
     curve_sets = [source, *study.targets]
@@ -118,10 +119,12 @@ def main(argv=None) -> None:
     scorer = load_json(Path(args.scorer_metrics) / f"{first}.json")
     summary["pool"] = pool_over_replicates(scores)
     summary["vary"] = {"varied": list(study.vary), "held_fixed": held_fixed(study.vary)}
-    summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, first))
+    summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, first),
+                                                         evaluations)
 
     plots = Path(args.plots)
-    figures = write_figures(args, plots, summary, curve_sets, study, source, scorer)
+    figures = write_figures(args, plots, summary, curve_sets, study, source, scorer,
+                            evaluations)
     md = render_markdown(summary=summary, df=df, select_stats=load_select_stats(args.select),
                          score=score, study=study, source=source, figures=figures,
                          refine=refine, refine_stats=load_json_dir(args.refine),
@@ -183,7 +186,7 @@ def decide_study(df, study, cfg, source: str, test_sets: list[str], curve_sets: 
 
 
 def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study,
-                  source: str, scorer: dict) -> dict[str, str]:
+                  source: str, scorer: dict, evaluations: dict) -> dict[str, str]:
     """The report's own figures; returns name -> path relative to the report."""
     results = summary["results"]
     curve = curves(results, curve_sets)
@@ -205,7 +208,7 @@ def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study
         figures["reliability"] = "reliability.png"
     if training_curves_figure(args.train_curves, plots / "training_curves.png"):
         figures["training_curves"] = "training_curves.png"
-    matrices, classes = confusion_matrices(args.eval, results, study, source)
+    matrices, classes = confusion_matrices(evaluations, results, study, source)
     confusion_figure(matrices, classes, plots / "confusion.png")
     figures["confusion"] = "confusion.png"
     shown = [first / "samples.png", first / "real.png",
@@ -216,9 +219,9 @@ def write_figures(args, plots: Path, summary: dict, curve_sets: list[str], study
     return figures
 
 
-def confusion_matrices(eval_dir: str, results: dict, study, source: str):
+def confusion_matrices(by_key: dict, results: dict, study, source: str):
     """Source-test confusion matrices of the first seed: the baseline, each strategy at its peak
-    ratio, and each synthetic-only model."""
+    ratio, and each synthetic-only model; ``by_key`` is :func:`load_evaluations`'s."""
     seed = study.seeds[0]
     wanted = {"real only": (*BASELINE, seed)}
     for s in study.strategies:
@@ -226,7 +229,6 @@ def confusion_matrices(eval_dir: str, results: dict, study, source: str):
         best = max(by_ratio, key=lambda r: by_ratio[r][source]["accuracy"]["mean"])
         wanted[f"{s} {best}x"] = (s, best, seed)
         wanted[f"{s} synthetic only"] = (s, SYNTHETIC, seed)
-    by_key = load_evaluations(eval_dir)
     matrices, classes = {}, None
     for title, run in wanted.items():
         m = by_key[run_key(*run)]

@@ -19,19 +19,11 @@ import pandas as pd
 from ganaug.io import DataFileError, load_json
 
 BASELINE = ("none", 0.0)
-
-
 SYNTHETIC = "synthetic"
-
-
 # Refinement rounds are runs of strategy "refine" whose "ratio" is the round's name.
 REFINE = "refine"
-
-
 # The real-only learning curve: runs of strategy "real" whose "ratio" is real images per class.
 REAL = "real"
-
-
 # Test sets the evaluate stage adds when the synthetic test set is not empty.
 SYNTHETIC_TEST, MIXED_TEST = "synthetic", "mixed"
 
@@ -88,14 +80,15 @@ def load_evaluations(eval_dir: str | Path) -> dict[tuple[str, str, int], dict[st
     return merged
 
 
-def coverage_of_test_sets(eval_dir: str | Path, run: tuple[str, float | str, int]
-                      ) -> dict[str, dict[str, Any]]:
+def coverage_of_test_sets(eval_dir: str | Path, run: tuple[str, float | str, int],
+                          found: dict | None = None) -> dict[str, dict[str, Any]]:
     """Per test set, how much of it the evaluations scored (read from ``run``'s evaluation; the
     same for every run): images of classes the source lacks are not evaluated, and a source
-    class may have no test image there. Only test sets that lost something are listed."""
-    found = load_evaluations(eval_dir).get(run_key(*run), {"test": {}})
+    class may have no test image there. Only test sets that lost something are listed.
+    ``found``: :func:`load_evaluations` of ``eval_dir`` when the caller has it already."""
+    found = found if found is not None else load_evaluations(eval_dir)
     out: dict[str, dict[str, Any]] = {}
-    for test_set, m in found["test"].items():
+    for test_set, m in found.get(run_key(*run), {"test": {}})["test"].items():
         dropped = int(m.get("dropped_images") or 0)
         missing = list(m.get("classes_missing_from_target") or [])
         if dropped or missing:
@@ -123,15 +116,17 @@ def coverage_note(coverage: dict[str, dict[str, Any]], test_set: str) -> list[st
     return [text + " (map a class with `datasets.<name>.class_map`).", ""]
 
 
-def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]]) -> pd.DataFrame:
+def collect(eval_dir: str | Path, runs: list[tuple[str, float | str, int]],
+            found: dict | None = None) -> pd.DataFrame:
     """One row per (run, test set): accuracy, macro_f1, the test set's size ``n_test`` and
     per-class accuracy columns ``acc/<c>``.
 
     Each evaluation file names its run inside; only the runs of the current grid are kept, so
-    files left by an earlier, larger grid are ignored. A missing run is an error.
+    files left by an earlier, larger grid are ignored. A missing run is an error. ``found``:
+    :func:`load_evaluations` of ``eval_dir`` when the caller has it already.
     """
     wanted = {run_key(*r): r for r in runs}
-    found = load_evaluations(eval_dir)
+    found = found if found is not None else load_evaluations(eval_dir)
     missing = [wanted[k] for k in wanted if k not in found]
     if missing:
         raise DataFileError(f"{eval_dir}: no evaluation for runs {missing}")
