@@ -1,6 +1,8 @@
 """Stage evaluate@...: a classifier on the source test split and on every target dataset (and, given
 a non-empty synthetic test set, on it and on the mix of real and synthetic test images): accuracy,
-macro-F1, per-class accuracy and a confusion matrix per test set.
+macro-F1, per-class accuracy and a confusion matrix per test set. A run of several members
+(classifier.members) gets their mean accuracy, macro-F1 and per-class accuracy, each member's
+accuracy and macro-F1, and the confusion matrix of all their predictions.
 
 With --only-synthetic-test it evaluates on the synthetic and mixed test sets alone: the real-only
 baseline's evaluate_baseline instances stay free of the GAN, and evaluate_baseline_synthetic adds
@@ -14,9 +16,9 @@ import numpy as np
 
 from ganaug.data import Prepared, load_prepared
 from ganaug.errors import ParamsError
-from ganaug.evaluation import align_to_source, evaluate_classifier
+from ganaug.evaluation import align_to_source, evaluate_classifier, mean_of_members
 from ganaug.io import save_json
-from ganaug.models.saved import load_classifier
+from ganaug.models.saved import load_members
 from ganaug.runtime import resolve_device, set_threads
 from ganaug.stage import exit_with, parser, read_params
 
@@ -24,8 +26,8 @@ from ganaug.stage import exit_with, parser, read_params
 SYNTHETIC_TEST, MIXED_TEST = "synthetic", "mixed"
 
 # What the report needs to know about how the model was trained (from its checkpoint).
-TRAIN_META = ("train_counts", "synthetic_only", "real_per_class", "epochs_run", "best_epoch",
-              "best_val_accuracy")
+TRAIN_META = ("train_counts", "synthetic_only", "real_per_class", "epoch_images", "member_count",
+              "epochs_run", "best_epoch", "best_val_accuracy")
 
 
 def build_parser():
@@ -57,7 +59,7 @@ def main(argv=None) -> None:
     params = read_params(declared_params(args), args.params)
     device = resolve_device(params["device"])
     set_threads(params["threads"])
-    model, payload = load_classifier(args.model, device)
+    members, payload = load_members(args.model, device)
     data_dir = Path(args.data_dir)
     source_name = params["data"]["source"]
     source = load_prepared(data_dir / f"{source_name}.npz")
@@ -69,11 +71,13 @@ def main(argv=None) -> None:
 
     results, confusion_rows = {}, {}
     for name, (x, y, info) in test_sets.items():
-        m = evaluate_classifier(model, x, y, source.classes, args.batch_size, device)
+        m = mean_of_members([evaluate_classifier(model, x, y, source.classes, args.batch_size,
+                                                 device) for model in members])
         pred = m.pop("predictions")
         results[name] = {**m, **info}
+        actual = np.tile(y, len(members))  # every member's predictions in turn
         confusion_rows[name] = [{"actual": source.classes[a], "predicted": source.classes[p]}
-                                for a, p in zip(y.tolist(), pred.tolist(), strict=True)]
+                                for a, p in zip(actual.tolist(), pred.tolist(), strict=True)]
     ratio = _number_or_name(args.ratio)
     train_meta = {k: payload["meta"][k] for k in TRAIN_META if k in payload["meta"]}
     save_json(args.out, {"run": {"strategy": args.strategy, "ratio": ratio, "seed": args.seed},

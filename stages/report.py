@@ -37,6 +37,7 @@ from ganaug.report.runs import (
     load_json_dir,
     load_select_stats,
     run_key,
+    training_protocol,
 )
 from ganaug.report.summary import (
     curves,
@@ -119,6 +120,7 @@ def main(argv=None) -> None:
     scorer = load_json(Path(args.scorer_metrics) / f"{first}.json")
     summary["pool"] = pool_over_replicates(scores)
     summary["vary"] = {"varied": list(study.vary), "held_fixed": held_fixed(study.vary)}
+    summary["training"] = training_protocol(evaluations)
     summary["test_set_coverage"] = coverage_of_test_sets(args.eval, (*BASELINE, first),
                                                          evaluations)
 

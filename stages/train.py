@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ganaug.configs.train import TrainConfig
+from ganaug.configs.train import ClassifierConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.io import DataFileError, load_npy
-from ganaug.models.saved import classifier_payload, save_checkpoint
+from ganaug.models.saved import classifier_payload, member_seeds, save_checkpoint
 from ganaug.pool import load_pool, load_selected
 from ganaug.replicates import seed_for, vary_of
 from ganaug.runtime import resolve_device, set_determinism, set_threads
@@ -34,8 +34,9 @@ def build_parser():
     p.add_argument("--replicate", type=int, default=0,
                    help="the replicate (a study seed): its classifier seed follows study.vary")
     p.add_argument("--out", required=True, help="classifier checkpoint to write")
-    p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
-    p.add_argument("--plots", help="directory for the training curves (dvclive)")
+    p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs); member m > 0 "
+                                    "of classifier.members uses <stem>-member<m><suffix>")
+    p.add_argument("--plots", help="directory for the training curves (dvclive) of member 0")
     return p
 
 
@@ -89,24 +90,39 @@ def selected_from_pool(pool: str | None, selection: str) -> tuple[np.ndarray, np
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = load_section(params, "classifier", TrainConfig)
+    cfg = load_section(params, "classifier", ClassifierConfig)
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     seed = seed_for(0, args.replicate, "classifier", vary_of(params))
-    set_determinism(seed)
     data = load_prepared(args.real)
     x, y, counts = training_set(args, data)
-    with live_curves(args.plots) as on_epoch:
-        result = train_classifier(x, y, *data.split("val"), data.num_classes, cfg, seed,
-                                  device, resume_path=args.resume, on_epoch=on_epoch,
-                                  name=Path(args.out).stem)
+    results = []
+    for m, member_seed in enumerate(member_seeds(seed, cfg.members)):
+        set_determinism(member_seed)
+        with live_curves(args.plots if m == 0 else None) as on_epoch:
+            results.append(train_classifier(
+                x, y, *data.split("val"), data.num_classes, cfg, member_seed, device,
+                resume_path=member_path(args.resume, m), on_epoch=on_epoch,
+                name=Path(args.out).stem + (f" member {m}" if m else "")))
     meta = {"classes": data.classes, "replicate": args.replicate, "seed": seed, "train_counts": counts,
             "real_per_class": args.real_per_class,
             "selection": args.selection or args.selected, "synthetic_only": args.synthetic_only,
-            **result.summary}
-    save_checkpoint(args.out, classifier_payload(result.model, cfg.arch, result.arch_kwargs, meta))
-    discard_resume(args.resume)
+            "epoch_images": cfg.epoch_images, "member_count": cfg.members, **results[0].summary}
+    if cfg.members > 1:
+        meta["members"] = [{"seed": s, **r.summary}
+                           for s, r in zip(member_seeds(seed, cfg.members), results, strict=True)]
+    save_checkpoint(args.out, classifier_payload(results[0].model, cfg.arch, results[0].arch_kwargs,
+                                                 meta, more=[r.model for r in results[1:]]))
+    for m in range(cfg.members):
+        discard_resume(member_path(args.resume, m))
 
+
+def member_path(resume: str | None, member: int) -> str | None:
+    """Member 0 resumes from ``resume`` itself; member m from ``<stem>-member<m><suffix>``."""
+    if resume is None or member == 0:
+        return resume
+    path = Path(resume)
+    return str(path.with_name(f"{path.stem}-member{member}{path.suffix}"))
 
 if __name__ == "__main__":
     exit_with(main)

@@ -166,3 +166,54 @@ def test_align_to_source_with_matching_format_and_classes_is_identity():
     assert np.array_equal(x_out, x) and np.array_equal(y_out, y)
     assert info == {"dropped_images": 0, "classes_not_in_source": [],
                     "classes_missing_from_target": [], "conversion": []}
+
+
+def test_a_run_of_several_members_reports_their_mean_and_each_one():
+    from ganaug.evaluation import mean_of_members
+
+    y = np.array([0, 0, 1, 1])
+    a = {"n": 4, "accuracy": 1.0, "macro_f1": 1.0, "per_class_accuracy": {"a": 1.0, "b": 1.0},
+         "confusion": [[2, 0], [0, 2]], "predictions": y}
+    b = {"n": 4, "accuracy": 0.5, "macro_f1": 0.4, "per_class_accuracy": {"a": 1.0, "b": 0.0},
+         "confusion": [[2, 0], [2, 0]], "predictions": np.array([0, 0, 0, 0])}
+    m = mean_of_members([a, b])
+    assert m["accuracy"] == 0.75 and m["macro_f1"] == pytest.approx(0.7)
+    assert m["per_class_accuracy"] == {"a": 1.0, "b": 0.5}
+    assert m["confusion"] == [[4, 0], [2, 2]]
+    assert m["predictions"].tolist() == [0, 0, 1, 1, 0, 0, 0, 0]
+    assert m["members"] == [{"accuracy": 1.0, "macro_f1": 1.0}, {"accuracy": 0.5, "macro_f1": 0.4}]
+    assert mean_of_members([a]) is a  # one member: as before
+
+
+def test_a_saved_run_of_members_loads_every_member(tmp_path):
+    from ganaug.errors import CheckpointError
+    from ganaug.models import CLASSIFIERS
+    from ganaug.models.saved import (
+        classifier_payload,
+        load_checkpoint,
+        load_classifier,
+        load_members,
+        save_checkpoint,
+    )
+
+    kwargs = {"in_channels": 1, "num_classes": 3, "image_size": 8, "width": 4}
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(CLASSIFIERS.get("small_cnn")(**kwargs))
+    path = tmp_path / "run.pt"
+    save_checkpoint(path, classifier_payload(models[0], "small_cnn", kwargs, {}, more=models[1:]))
+    loaded, _ = load_members(path)
+    assert len(loaded) == 3
+    for saved, back in zip(models, loaded, strict=True):
+        for k, v in saved.state_dict().items():
+            assert torch.equal(v, back.state_dict()[k]), k
+    first, _ = load_classifier(path)  # consumers of one model get member 0
+    assert torch.equal(first.state_dict()["head.1.weight"], models[0].state_dict()["head.1.weight"])
+    save_checkpoint(path, classifier_payload(models[0], "small_cnn", kwargs, {}))
+    assert len(load_members(path)[0]) == 1
+    payload = load_checkpoint(path, kind="classifier")
+    payload["members"] = {"not": "a list"}
+    save_checkpoint(path, payload)
+    with pytest.raises(CheckpointError, match="members"):
+        load_members(path)

@@ -599,3 +599,20 @@ def test_a_target_scored_on_part_of_its_images_says_so(tmp_path):
     assert "on 6 images" in text and "30 of its 36 test images were not evaluated" in text
     assert '"new\\nline"' in text and "\n" not in text  # one line, names quoted
     assert 'classes "7" have no test image' in text
+
+
+def test_the_training_protocol_is_read_from_the_evaluations_and_said_in_the_report():
+    from ganaug.report.markdown import training_bullet
+    from ganaug.report.runs import training_protocol
+
+    four = {("none", "0", 0): {"train": {"member_count": 4, "epoch_images": 1200}},
+            ("random", "1", 0): {"train": {"member_count": 4, "epoch_images": 1200}}}
+    assert training_protocol(four) == {"members": 4, "epoch_images": 1200}
+    text = training_bullet(training_protocol(four))
+    assert "4 classifiers per run" in text and "1200 images" in text
+    old = {("none", "0", 0): {"train": {}}}  # written before these keys: one member, one pass
+    assert training_protocol(old) == {"members": 1, "epoch_images": None}
+    assert "mixes the two" in training_bullet(training_protocol(old))
+    mixed = {**four, ("none", "0", 1): {"train": {"member_count": 2, "epoch_images": 1200}}}
+    assert training_protocol(mixed)["members"] == [2, 4]
+    assert "differ" in training_bullet(training_protocol(mixed))

@@ -122,3 +122,58 @@ def test_an_empty_training_set_is_an_error():
     x, y = _data()
     with pytest.raises(ValueError, match="training set is empty"):
         train_classifier(x[:0], y[:0], x, y, 3, CFG, seed=0, device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("size", [10, 25, 4])
+def test_an_epoch_shows_exactly_epoch_images_in_whole_shuffled_passes(size):
+    """epoch_images = 25 over 10 images: two whole passes and half a third; over more images
+    than it: a part of one pass, without repeats."""
+    from ganaug.training import epoch_indices
+
+    cfg = TrainConfig(epoch_images=size)
+    order = epoch_indices(Y, cfg, torch.Generator().manual_seed(0)).tolist()
+    assert len(order) == size
+    for start in range(0, size - len(Y) + 1, len(Y)):  # every whole pass is a permutation
+        assert sorted(order[start:start + len(Y)]) == list(range(len(Y)))
+    tail = order[size - size % len(Y):]
+    assert len(set(tail)) == len(tail)
+
+
+def test_without_epoch_images_an_epoch_is_one_pass_as_before():
+    from ganaug.training import epoch_indices
+
+    a = epoch_indices(Y, TrainConfig(), torch.Generator().manual_seed(4))
+    b = epoch_order(Y, "none", torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+
+
+def test_epoch_images_gives_small_and_large_sets_the_same_steps(one_thread):
+    x, y = _data()
+    cfg = TrainConfig(**{**CFG.__dict__, "epoch_images": 40, "patience": 10})
+    small = train_classifier(x[::3], y[::3], x, y, 3, cfg, seed=0, device=torch.device("cpu"))
+    large = train_classifier(x, y, x, y, 3, cfg, seed=0, device=torch.device("cpu"))
+    assert small.state.epoch == large.state.epoch == cfg.epochs
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_epoch_images_must_be_positive(bad):
+    with pytest.raises(ValueError, match="epoch_images"):
+        TrainConfig(epoch_images=bad)
+
+
+def test_classifier_members_are_validated_and_the_scorer_has_none():
+    from ganaug.configs.train import ClassifierConfig, ScorerConfig
+
+    assert ClassifierConfig().members == 1
+    with pytest.raises(ValueError, match="members"):
+        ClassifierConfig(members=0)
+    assert "members" not in ScorerConfig.__dataclass_fields__
+
+
+def test_member_seeds_keep_the_run_seed_first_and_never_collide():
+    from ganaug.models.saved import member_seeds
+
+    assert member_seeds(7, 1) == [7]
+    seeds = [s for run in range(20) for s in member_seeds(run, 4)]
+    assert member_seeds(7, 3)[0] == 7 and member_seeds(7, 3) == member_seeds(7, 3)
+    assert len(set(seeds)) == len(seeds)

@@ -11,7 +11,7 @@ from ganaug.configs.refine import REFINE_BASE, RefineConfig
 from ganaug.configs.report import ReportConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.configs.study import PrimaryConfig, StudyConfig
-from ganaug.configs.train import ScorerConfig, TrainConfig
+from ganaug.configs.train import ClassifierConfig, ScorerConfig, TrainConfig
 from ganaug.errors import ParamsError
 from ganaug.params import (
     DEVICE_NAME,
@@ -27,7 +27,8 @@ from ganaug.params import (
 )
 
 __all__ = [
-    "AUGMENT_OPS", "DEVICE_NAME", "REFINE_BASE", "SAFE_NAME", "STRICT", "DataConfig", "GanConfig",
+    "AUGMENT_OPS", "DEVICE_NAME", "REFINE_BASE", "SAFE_NAME", "STRICT", "ClassifierConfig",
+    "DataConfig", "GanConfig",
     "GenerateConfig", "ParamsError", "PrimaryConfig", "RefineConfig", "ReportConfig",
     "ScoreConfig", "ScorerConfig", "StudyConfig", "TrainConfig", "check_device", "check_name",
     "check_threads", "get_key", "load_params", "parse", "read_params",

@@ -131,6 +131,26 @@ def evaluate_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, classes:
     }
 
 
+def mean_of_members(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's metrics from its members' (:func:`evaluate_classifier` on the same test set):
+    accuracy, macro-F1 and per-class accuracy are the members' means, the confusion matrix
+    their sum, ``predictions`` every member's in turn, and ``members`` each one's accuracy and
+    macro-F1 (one member: its metrics unchanged)."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+    return {
+        "n": first["n"],
+        "accuracy": float(np.mean([r["accuracy"] for r in results])),
+        "macro_f1": float(np.mean([r["macro_f1"] for r in results])),
+        "per_class_accuracy": {c: float(np.mean([r["per_class_accuracy"][c] for r in results]))
+                               for c in first["per_class_accuracy"]},
+        "confusion": np.sum([r["confusion"] for r in results], axis=0).tolist(),
+        "predictions": np.concatenate([r["predictions"] for r in results]),
+        "members": [{"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]} for r in results],
+    }
+
+
 def _loose(name: str) -> str:
     """A class name with case and every run of spaces ignored: ``Angry``, `` angry`` and
     ``an  gry``-like variants of one name meet here."""

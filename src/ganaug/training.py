@@ -213,6 +213,20 @@ def epoch_order(y: torch.Tensor, balance: str, g: torch.Generator) -> torch.Tens
     return order[torch.randperm(len(order), generator=g, device=dev)]
 
 
+def epoch_indices(y: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """The images of one epoch: one :func:`epoch_order` pass, or exactly ``cfg.epoch_images``
+    indices: shuffled passes one after the other, the last one cut short (a training set larger
+    than ``epoch_images`` shows a fresh random part of itself each epoch)."""
+    order = epoch_order(y, cfg.balance, g)
+    if cfg.epoch_images is None:
+        return order
+    parts, shown = [order], len(order)
+    while shown < cfg.epoch_images:
+        parts.append(epoch_order(y, cfg.balance, g))
+        shown += len(parts[-1])
+    return torch.cat(parts)[: cfg.epoch_images]
+
+
 def augment(x: torch.Tensor, cfg: TrainConfig, g: torch.Generator) -> torch.Tensor:
     """The training augmentations of a batch in [-1, 1], random draws from ``g`` (on its
     device): shifts (a random crop of the zero-padded image), horizontal flips of half the
@@ -274,7 +288,7 @@ def _run_epoch(net: nn.Module, opt: torch.optim.Optimizer, loss_fn: nn.Module,
     """One epoch; returns the mean training loss (read from the device once, at the end) and
     the number of training images it showed."""
     net.train()
-    order = epoch_order(yt, cfg.balance, g).to(xt.device)
+    order = epoch_indices(yt, cfg, g).to(xt.device)
     batches = [order[s: s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
     batches = [b for b in batches if len(b) >= 2]  # batch norm needs two: drop a lone straggler
     total = torch.zeros((), device=xt.device)
@@ -352,4 +366,4 @@ class _Best:
 
 
 __all__ = ["TrainResult", "TrainState", "accuracy", "augment", "balanced_class_weights",
-           "discard_resume", "epoch_order", "fingerprint", "train_classifier"]
+           "discard_resume", "epoch_indices", "epoch_order", "fingerprint", "train_classifier"]

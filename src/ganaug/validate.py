@@ -27,7 +27,7 @@ from ganaug.configs.refine import REFINE_BASE, RefineConfig
 from ganaug.configs.report import ReportConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.configs.study import StudyConfig
-from ganaug.configs.train import ScorerConfig, TrainConfig
+from ganaug.configs.train import ClassifierConfig, ScorerConfig
 from ganaug.errors import ParamsError
 from ganaug.params import check_device, check_name, check_threads, load_params, parse
 
@@ -50,7 +50,7 @@ def _sections() -> dict[str, Callable[[Any, str, str], Any]]:
         "data": simple(DataConfig),
         "datasets": _datasets,
         "scorer": _classifier(ScorerConfig),
-        "classifier": _classifier(TrainConfig),
+        "classifier": _classifier(ClassifierConfig),
         "gan": _gan,
         "generate": simple(GenerateConfig),
         "fetch": _fetch,

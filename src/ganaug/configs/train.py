@@ -35,6 +35,12 @@ class TrainConfig:
     # "imagenet": start from torchvision's ImageNet weights (resnet18, resnet50, vgg16; width 64).
     pretrained: str | None = None
     checkpoint_every: int = 5
+    # Images shown per epoch (null: one pass over the training set). Set, every classifier of a
+    # study takes the same optimiser steps per epoch whatever its training set's size: with one
+    # pass, a mix with 5x synthetic images trains 6x longer than the real-only baseline, and
+    # its gain then mixes what the images add with what the longer training adds. Shuffled
+    # passes follow one another, the last cut short; a larger set shows a fresh part each epoch.
+    epoch_images: int | None = None
     # Learning-rate schedule over `epochs` (per optimiser step): "constant", "cosine" (to 0) or
     # "onecycle" (up to lr, then cosine down); a linear warm-up over `warmup_epochs` first.
     schedule: Literal["constant", "cosine", "onecycle"] = "constant"
@@ -60,6 +66,8 @@ class TrainConfig:
         # Whether `arch` exists and takes `pretrained`: ganaug.validate (the model registry).
         positive(width=self.width, epochs=self.epochs, batch_size=self.batch_size,
                   patience=self.patience, checkpoint_every=self.checkpoint_every)
+        if self.epoch_images is not None:
+            positive(epoch_images=self.epoch_images)
         if self.lr <= 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.max_shift < 0:
@@ -75,6 +83,21 @@ class TrainConfig:
             raise ValueError(f"erasing_p: must be in [0, 1], got {self.erasing_p}")
         if not 0 <= self.max_rotation <= 180:
             raise ValueError(f"max_rotation: must be in [0, 180] degrees, got {self.max_rotation}")
+
+
+@dataclass(config=STRICT, frozen=True)
+class ClassifierConfig(TrainConfig):
+    """The study's classifiers (section ``classifier``): a training recipe, run ``members``
+    times per run."""
+
+    # Classifiers trained per run (baseline, mix, curve point), each from its own seed; the
+    # run's test metrics are their mean. More members shrink the classifier's own seed-to-seed
+    # noise in every paired gain (README: "Replicates and verdicts") at members x the cost.
+    members: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(members=self.members)
 
 
 @dataclass(config=STRICT, frozen=True)

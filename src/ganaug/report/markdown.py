@@ -162,6 +162,7 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
         + ", ".join(f"±{se * 100:.1f} points on {t}" for t, se in v["test_set_sampling_se"].items()
                     if se is not None and t in (source, *study.targets))
         + " (binomial standard error of the baseline's accuracy).",
+        training_bullet(summary.get("training") or {}),
         *_verdict_bullets(v, study),
         "",
         f"{conditional_note(study.vary)} Each verdict uses {n_seeds} replicates "
@@ -175,6 +176,27 @@ def _reading_the_verdicts(summary: dict[str, Any], study: Any, source: str) -> l
                 f"the confirmatory seeds, so these verdicts decide nothing):", "",
                 verdict_counts_table(pilot["exploratory_counts"])]
     return out + [""]
+
+
+def training_bullet(training: dict[str, Any]) -> str:
+    """How each run was trained: its members and its images per epoch."""
+    members, per_epoch = training.get("members", 1), training.get("epoch_images")
+    text = "- **Each run.** "
+    if isinstance(members, list):
+        text += f"Runs differ in their classifiers per run (`classifier.members`: {members})."
+    elif members == 1:
+        text += "One classifier per run (`classifier.members`: 1)."
+    else:
+        text += (f"{members} classifiers per run (`classifier.members`), each from its own seed; "
+                 f"a run's accuracy is their mean, which shrinks the classifier's own "
+                 f"seed-to-seed noise in every paired gain.")
+    if per_epoch is None:
+        return text + (" An epoch is one pass over the run's training set, so a run with more "
+                       "images also takes more optimiser steps: a gain mixes the two "
+                       "(`classifier.epoch_images` makes the steps equal).")
+    return text + (f" Every run takes the same optimiser steps: an epoch is {per_epoch} images "
+                   f"(`classifier.epoch_images`) whatever the training set's size, so a gain is "
+                   f"what the images add, not a longer training.")
 
 
 def _verdict_bullets(v: dict[str, Any], study: Any) -> list[str]:
@@ -493,7 +515,8 @@ FIGURE_TITLES = (
     ("Discriminator realism per class", "realism_hist"),
     ("Best (left) and worst (right) by confidence", "confidence_best_worst"),
     ("Best (left) and worst (right) by realism", "realism_best_worst"),
-    ("Confusion matrices on the source test split (seed of the first run, counts)", "confusion"),
+    ("Confusion matrices on the source test split (first replicate; counts over its members)",
+     "confusion"),
     ("Synthetic images closest to a training image (top), and that image (below)",
      "closest_to_train"),
     ("The scorer's reliability on the validation split", "reliability"),

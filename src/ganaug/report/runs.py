@@ -55,6 +55,20 @@ def expected_runs(strategies: list[str], ratios: list[float], seeds: list[int],
     return runs
 
 
+def training_protocol(evaluations: dict[tuple[str, str, int], dict[str, Any]]
+                      ) -> dict[str, Any]:
+    """How the study's classifiers were trained, from their evaluations: the members per run
+    and the images per epoch (null: one pass), each one value, or a list where runs differ
+    (an evaluation from before these keys: 1 member, one pass)."""
+    seen: dict[str, set] = {"members": set(), "epoch_images": set()}
+    for entry in evaluations.values():
+        train = entry.get("train", {})
+        seen["members"].add(train.get("member_count", 1))
+        seen["epoch_images"].add(train.get("epoch_images"))
+    return {key: (next(iter(v)) if len(v) == 1 else sorted(v, key=str)) if v else None
+            for key, v in seen.items()}
+
+
 def load_evaluations(eval_dir: str | Path) -> dict[tuple[str, str, int], dict[str, Any]]:
     """Every evaluation file by run key, a run's test sets merged from all its files.
 
