@@ -79,8 +79,8 @@ def main() -> None:
         s = decide_study(df, study, cfg, source, test_sets, [source, *study.targets],
                          params["data"]["real_per_class"])
         verdicts, sds = [], []
-        for strategy, by_ratio in s["results"].items():
-            for ratio, by_test in by_ratio.items():
+        for by_ratio in s["results"].values():
+            for by_test in by_ratio.values():
                 g = by_test.get(source, {}).get("gain_vs_baseline", {})
                 if g.get("verdict") is not None:
                     verdicts.append(g["verdict"])

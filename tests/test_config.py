@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ganaug.config import (
+    ClassifierConfig,
     DataConfig,
     GanConfig,
     GenerateConfig,
@@ -19,7 +20,6 @@ from ganaug.config import (
     ScoreConfig,
     ScorerConfig,
     StudyConfig,
-    TrainConfig,
     get_key,
     load_params,
     parse,
@@ -41,7 +41,7 @@ SECTIONS: dict[str, type] = {
     "gan": GanConfig,
     "generate": GenerateConfig,
     "score": ScoreConfig,
-    "classifier": TrainConfig,
+    "classifier": ClassifierConfig,
     "report": ReportConfig,
     **{f"select.{name}": STRATEGIES.get(name).config for name in STRATEGIES},
     # Each GAN family's own section (gan.<arch>), which gan_config parses beside the shared keys.
@@ -136,7 +136,7 @@ def test_a_section_that_is_not_a_mapping_is_named():
     (DataConfig, "data", {"source": "d", "real_per_class": 0}, ["data", "real_per_class"]),
     (DataConfig, "data", {"source": "d", "val_fraction": 0.5, "test_fraction": 0.5},
      ["data", "val_fraction + test_fraction"]),
-    (TrainConfig, "classifier", {"lr": 0.0}, ["classifier", "lr", "must be > 0"]),
+    (ClassifierConfig, "classifier", {"lr": 0.0}, ["classifier", "lr", "must be > 0"]),
     (GanConfig, "gan", {"arch": "no;gan"}, ["gan", "arch", "no;gan"]),
     (GanConfig, "gan", {"n_critic": 0}, ["gan", "n_critic"]),
     (STRATEGIES.get("threshold").config, "select.threshold", {"min_confidence": 1.5},
