@@ -7,13 +7,19 @@ DVC's internals, which change between releases without notice: DVC 3.62 with pat
 not even import (``_DIR_MARK``), and ``ProjectFile.dump_stages`` arrived in 3.63. Hence a tested
 range, pinned in requirements.txt and checked here, and a check of each name by what the runner
 relies on (a signature, a name looked up at call time), not only that it exists.
+
+The one patch of DVC that lives here, not where it is used: :func:`params_files_parsed_once`,
+a parse cache for params files (the session holds it for its whole run).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib
 import inspect
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from importlib import metadata
 
 from packaging.specifiers import SpecifierSet
@@ -126,3 +132,33 @@ def _problem(entry: tuple[str, str, str, Callable[[object], bool] | None]) -> st
     except (TypeError, ValueError, AttributeError):
         ok = False
     return None if ok else f"{module_name}.{path} does not behave as used ({why})"
+
+
+@contextlib.contextmanager
+def params_files_parsed_once() -> Iterator[None]:
+    """Parse each params file once per version, not on every look at a ``params`` dependency.
+
+    DVC re-reads ``params.yaml`` each time it checks or hashes a stage's params (with ruamel.yaml,
+    ~0.1 s for this project's file); a coordinator recording ~150 instances would spend minutes
+    of CPU on it. The cache key includes the file's inode, size and modification time.
+    """
+    import dvc.dependency.param as dvc_param
+
+    original = dvc_param.load_path
+    parsed: dict[tuple, object] = {}
+
+    def load_path(path, fs, **kwargs):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return original(path, fs, **kwargs)
+        key = (path, st.st_ino, st.st_size, st.st_mtime_ns, tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            parsed[key] = original(path, fs, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    dvc_param.load_path = load_path
+    try:
+        yield
+    finally:
+        dvc_param.load_path = original

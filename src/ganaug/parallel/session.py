@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganaug.lock import backup_lockfile, recover_lockfiles, reset_broken_rwlock
+from ganaug.parallel.dvc_api import params_files_parsed_once
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -228,7 +229,7 @@ def open_session(targets: Sequence[str], root: str | None = None) -> Iterator[Se
 
     with Repo(root) as repo:
         cmd_run = _CmdRun()
-        with lock_repo(repo), repo.scm_context(), _params_files_parsed_once():
+        with lock_repo(repo), repo.scm_context(), params_files_parsed_once():
             # With the lock held: no other DVC process is writing them.
             recover_lockfiles(Path(repo.root_dir), Path(repo.tmp_dir) / PARALLEL_DIR / BACKUPS)
             reset_broken_rwlock(repo)
@@ -412,35 +413,3 @@ def _keep_lock(fn):
         stage.repo._reset()
         return fn(stage, *args, **kwargs)
     return wrapper
-
-
-@contextlib.contextmanager
-def _params_files_parsed_once() -> Iterator[None]:
-    """Parse each params file once per version, not on every look at a ``params`` dependency.
-
-    DVC re-reads ``params.yaml`` each time it checks or hashes a stage's params (with ruamel.yaml,
-    ~0.1 s for this project's file); a coordinator recording ~150 instances would spend minutes
-    of CPU on it. The cache key includes the file's inode, size and modification time.
-    """
-    import copy
-
-    import dvc.dependency.param as dvc_param
-
-    original = dvc_param.load_path
-    parsed: dict[tuple, object] = {}
-
-    def load_path(path, fs, **kwargs):
-        try:
-            st = os.stat(path)
-        except OSError:
-            return original(path, fs, **kwargs)
-        key = (path, st.st_ino, st.st_size, st.st_mtime_ns, tuple(sorted(kwargs.items())))
-        if key not in parsed:
-            parsed[key] = original(path, fs, **kwargs)
-        return copy.deepcopy(parsed[key])
-
-    dvc_param.load_path = load_path
-    try:
-        yield
-    finally:
-        dvc_param.load_path = original
