@@ -15,6 +15,7 @@ from ganaug.configs.report import ReportConfig
 from ganaug.configs.study import StudyConfig
 from ganaug.io import DataFileError, atomic_path, load_json, save_json
 from ganaug.replicates import held_fixed
+from ganaug.report.curve import learning_curve, learning_curve_frame, real_equivalents
 from ganaug.report.figures import (
     accuracy_vs_ratio_figure,
     confusion_figure,
@@ -24,6 +25,7 @@ from ganaug.report.figures import (
     training_curves_figure,
 )
 from ganaug.report.markdown import render_markdown
+from ganaug.report.plan import plan_replicates, study_plan
 from ganaug.report.runs import (
     BASELINE,
     MIXED_TEST,
@@ -43,14 +45,9 @@ from ganaug.report.summary import (
     curves,
     exploratory,
     headline,
-    learning_curve,
-    learning_curve_frame,
     peaks,
-    plan_replicates,
     pool_over_replicates,
     primary_summary,
-    real_equivalents,
-    study_plan,
     summarise,
     verdict_counts,
     verdict_summary,

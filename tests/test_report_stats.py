@@ -14,14 +14,12 @@ from scipy import stats
 from ganaug.io import DataFileError
 from ganaug.report import markdown as report_markdown
 from ganaug.report import runs as report_runs
+from ganaug.report.curve import learning_curve, learning_curve_frame, real_equivalents
 from ganaug.report.runs import collect, expected_runs, run_key
 from ganaug.report.summary import (
     curves,
     interval,
-    learning_curve,
-    learning_curve_frame,
     peaks,
-    real_equivalents,
     summarise,
     verdict_counts,
     verdict_summary,
@@ -602,7 +600,7 @@ def test_a_target_scored_on_part_of_its_images_says_so(tmp_path):
 
 
 def test_the_training_protocol_is_read_from_the_evaluations_and_said_in_the_report():
-    from ganaug.report.markdown import training_bullet
+    from ganaug.report.reading import training_bullet
     from ganaug.report.runs import training_protocol
 
     four = {("none", "0", 0): {"train": {"member_count": 4, "epoch_images": 1200}},

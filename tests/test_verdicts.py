@@ -292,7 +292,7 @@ def test_the_headline_is_small_and_leads_with_the_primary():
 
 
 def test_the_report_text_names_the_verdicts_the_margin_and_the_plan():
-    from ganaug.report.markdown import planner_section, primary_section
+    from ganaug.report.reading import planner_section, primary_section
 
     s = decide(study={"primary": {"strategy": "confidence", "ratio": 1, "test_set": "src"}})
     study = parse(StudyConfig, {**STUDY, "seeds": list(range(6))}, "study")

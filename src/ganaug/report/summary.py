@@ -1,8 +1,9 @@
 """The study's statistics, from the table of runs to ``metrics/summary.json``: means and
 t-intervals over seeds; gains as paired differences from the baseline of the same seed, each
 given one of four verdicts (helps, hurts, equivalent within the margin, undecided) with
-Holm-adjusted p-values over a family of comparisons (see :func:`summarise`); the planner's
-replicate counts; the primary comparison; the learning curve and real-image equivalents.
+Holm-adjusted p-values over a family of comparisons (see :func:`summarise`); the primary
+comparison; the headline. The replicate planner is :mod:`ganaug.report.plan`, the learning curve
+and real-image equivalents :mod:`ganaug.report.curve`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ from ganaug.stats import (
     VERDICTS,
     decide,
     holm,
-    isotonic,
     paired_t_pvalue,
-    real_equivalent,
-    replicates_for_difference,
-    replicates_for_equivalence,
     sign_flip_pvalue,
     smallest_sign_flip_pvalue,
     tost_pvalue,
@@ -92,7 +89,7 @@ def paired_gain(gain: np.ndarray, level: float, margin: float = 0.01) -> dict[st
 PRIMARY = "primary"
 
 
-def _primary_key(primary: tuple[str, float, str]) -> tuple[str, str, str]:
+def primary_key(primary: tuple[str, float, str]) -> tuple[str, str, str]:
     """(strategy, ratio as the results key it, test set) of the declared primary comparison."""
     strategy, ratio, test_set = primary
     return strategy, _ratio_text(float(ratio)), test_set
@@ -110,7 +107,7 @@ def family_of(strategy: str, ratio: str | None = None, test_set: str | None = No
     """
     if strategy == BASELINE[0]:
         return None
-    if primary is not None and (strategy, ratio, test_set) == _primary_key(primary):
+    if primary is not None and (strategy, ratio, test_set) == primary_key(primary):
         return PRIMARY
     return REFINE if strategy == REFINE else "grid"
 
@@ -144,38 +141,6 @@ def apply_holm(results: dict[str, Any], test_sets: list[str], alpha: float,
                 g.update(family=family, family_size=len(gains), p_value_holm=float(p),
                          p_value_tost_holm=float(q), distinguishable_from_zero=bool(p < alpha),
                          verdict=verdict, within_margin=within)
-
-
-def plan_replicates(results: dict[str, Any], spread: dict[str, Any], test_sets: list[str],
-                    alpha: float, margin: float, power: float) -> None:
-    """For each undecided comparison, the replicates that would decide it (``planned``).
-
-    ``spread``: the results whose paired SD the plan uses (the pilot's when there is one, else
-    these results themselves). The level is the most stringent of Holm's steps, alpha / m for a
-    family of m (the primary: alpha): conservative, since Holm tests the other comparisons at
-    larger levels. ``difference``: replicates for the two-sided paired t-test to detect a true
-    gain of delta with the power; ``equivalence``: for TOST to show equivalence when the true
-    gain is 0 (the best case for equivalence: the observed mean is too noisy to plan on);
-    ``replicates``: the larger, which decides the comparison under either truth.
-    """
-    for strategy, by_ratio in results.items():
-        for ratio, entry in by_ratio.items():
-            for test_set in test_sets:
-                g = entry[test_set]["gain_vs_baseline"]
-                if g.get("verdict") != "undecided":
-                    continue
-                sd = spread.get(strategy, {}).get(ratio, {}).get(test_set, {}).get(
-                    "gain_vs_baseline", {}).get("std")
-                # No family size: one replicate, nothing tested, no SD to plan from either.
-                level = None if g["family_size"] is None else alpha / g["family_size"]
-                plan = {"sd": sd, "planning_alpha": level, "difference": None,
-                        "equivalence": None, "replicates": None}
-                if sd is not None and level is not None:
-                    plan["difference"] = replicates_for_difference(margin, sd, level, power)
-                    plan["equivalence"] = replicates_for_equivalence(margin, sd, level, power)
-                    if plan["difference"] is not None and plan["equivalence"] is not None:
-                        plan["replicates"] = max(plan["difference"], plan["equivalence"])
-                g["planned"] = plan
 
 
 def verdict_counts(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]:
@@ -253,7 +218,7 @@ def primary_summary(results: dict[str, Any], primary: tuple[str, float, str],
     :func:`ganaug.stats.wilson_interval`). ``real_equivalent``: None where the test set has no
     learning curve.
     """
-    strategy, r, test_set = _primary_key(primary)
+    strategy, r, test_set = primary_key(primary)
     entry = results[strategy][r][test_set]
     g = entry["gain_vs_baseline"]
     wilson = wilson_interval(g["wins"], g["n"], level)
@@ -286,41 +251,6 @@ def exploratory(results: dict[str, Any], test_sets: list[str]) -> dict[str, Any]
                 out.setdefault(strategy, {}).setdefault(ratio, {})[test_set] = {
                     "n": g["n"], "mean": g["mean"], "std": g["std"], "verdict": g["verdict"],
                     "p_value_holm": g["p_value_holm"], "p_value_tost_holm": g["p_value_tost_holm"]}
-    return out
-
-
-def study_plan(results: dict[str, Any], test_sets: list[str], seeds: list[int],
-               primary: tuple[str, float, str] | None) -> dict[str, Any]:
-    """What the planner asks of the next study: for the primary comparison (when undecided)
-    and for every undecided comparison, the confirmatory replicates and the params change.
-
-    Seeds added after looking at results must form a fresh confirmatory set (optional
-    stopping otherwise inflates false verdicts), so the change always turns every current seed
-    into the pilot: ``study.pilot: <current number of seeds>`` and that many new seeds.
-    """
-    def change(n: int | None) -> str | None:
-        if n is None:
-            return None
-        first = max(seeds) + 1
-        return (f"set study.pilot: {len(seeds)} and add {n} new seeds to study.seeds "
-                f"({first} to {first + n - 1})")
-
-    planned = [(s, r, t, entry[t]["gain_vs_baseline"]["planned"])
-               for s, by_ratio in results.items() for r, entry in by_ratio.items()
-               for t in test_sets if "planned" in entry[t]["gain_vs_baseline"]]
-    out: dict[str, Any] = {"undecided": len(planned)}
-    if primary is not None:
-        strategy, ratio, test_set = _primary_key(primary)
-        p = results[strategy][ratio][test_set]["gain_vs_baseline"]
-        n = p.get("planned", {}).get("replicates")
-        out["primary"] = {"replicates": n, "params_change": change(n)}
-    reachable = [pl["replicates"] for *_, pl in planned if pl["replicates"] is not None]
-    if planned:
-        out["all_undecided"] = {
-            "replicates": max(reachable) if len(reachable) == len(planned) else None,
-            "median": float(np.median(reachable)) if reachable else None,
-            "unreachable": len(planned) - len(reachable),
-            "params_change": change(max(reachable)) if len(reachable) == len(planned) else None}
     return out
 
 
@@ -417,68 +347,6 @@ def curves(results: dict[str, Any], test_sets: list[str]) -> pd.DataFrame:
                              "ci_high": acc["ci_high"] if acc["ci_high"] is not None else acc["mean"],
                              "seeds": acc["n"]})
     return pd.DataFrame(rows)
-
-
-def learning_curve(df: pd.DataFrame, test_sets: list[str], level: float) -> dict[str, Any]:
-    """The real-only learning curve per test set: for each size (real images per class, as a
-    string key) the accuracy interval over seeds and the isotonic fit of the means, each size
-    weighted by its number of runs (the seeds that evaluated it)."""
-    real = df[df.strategy == REAL]
-    out: dict[str, Any] = {}
-    for test_set in test_sets:
-        sub = real[real.test_set == test_set]
-        if sub.empty:
-            continue
-        sizes = sorted({float(r) for r in sub.ratio})
-        accs = [interval(sub[sub.ratio.astype(float) == n].accuracy.to_numpy(), level)
-                for n in sizes]
-        # A mean over more seeds is surer: weighting by the runs behind each size makes the
-        # pooled value of a dip the mean over all those runs, not over the sizes.
-        fitted = isotonic([a["mean"] for a in accs], weights=[a["n"] for a in accs])
-        out[test_set] = {_ratio_text(n): {"real_per_class": int(n), "accuracy": a,
-                                          "fitted": float(f)}
-                         for n, a, f in zip(sizes, accs, fitted, strict=True)}
-    return out
-
-
-def learning_curve_frame(curve: dict[str, Any]) -> pd.DataFrame:
-    """The learning curve as plot data: one row per (test set, real images per class)."""
-    rows = [{"test_set": t, "real_per_class": p["real_per_class"], "mean": p["accuracy"]["mean"],
-             "std": p["accuracy"]["std"] or 0.0, "fitted": p["fitted"], "seeds": p["accuracy"]["n"]}
-            for t, by_size in curve.items() for p in by_size.values()]
-    return pd.DataFrame(rows).sort_values(["test_set", "real_per_class"], kind="stable")
-
-
-def real_equivalents(results: dict[str, Any], curve: dict[str, Any],
-                     real_per_class: int | None) -> dict[str, Any]:
-    """Per (strategy, ratio) and test set: how many real images per class reach the same mean
-    accuracy on the learning curve, and the same for the ends of its interval over seeds.
-
-    The curve is the isotonic fit of the real-only means, linear in log(size) between sizes
-    (:func:`ganaug.stats.invert_curve`). ``synthetic_worth``: the equivalent minus the real
-    images the model trained on (``real_per_class`` for a mix, 0 for synthetic only), i.e. what
-    its synthetic images are worth in real images per class; None off the curve, for the
-    baseline, or when scarcity is not a fixed count per class.
-    """
-    out: dict[str, Any] = {}
-    for strategy, by_ratio in results.items():
-        if not (is_grid_strategy(strategy) or strategy == BASELINE[0]):
-            continue
-        for ratio, by_test in by_ratio.items():
-            for test_set, by_size in curve.items():
-                points = sorted(by_size.values(), key=lambda p: p["real_per_class"])
-                sizes = [p["real_per_class"] for p in points]
-                fitted = [p["fitted"] for p in points]
-                acc = by_test[test_set]["accuracy"]
-                eq = real_equivalent(sizes, fitted, acc["mean"], acc["ci_low"], acc["ci_high"])
-                own = 0 if ratio == SYNTHETIC else real_per_class
-                if strategy == BASELINE[0]:
-                    own = None
-                worth = {k: (None if own is None or v["real_per_class"] is None
-                             else v["real_per_class"] - own) for k, v in eq.items()}
-                out.setdefault(strategy, {}).setdefault(ratio, {})[test_set] = {
-                    "accuracy": acc["mean"], **eq, "synthetic_worth": worth}
-    return out
 
 
 def per_class_table(df: pd.DataFrame, test_set: str) -> pd.DataFrame:
