@@ -47,7 +47,7 @@ def main() -> None:
 
     import torch
 
-    from ganaug.configs.train import TrainConfig
+    from ganaug.configs.train import ClassifierConfig
     from ganaug.data import load_prepared
     from ganaug.evaluation import evaluate_classifier
     from ganaug.runtime import set_determinism, set_threads
@@ -56,7 +56,7 @@ def main() -> None:
     from stages.train import training_set
 
     params = read_params(["classifier"], str(ROOT / "params.yaml"))
-    recipe = load_section(params, "classifier", TrainConfig)
+    recipe = load_section(params, "classifier", ClassifierConfig)
     set_threads(1)
     device = torch.device("cpu")
     print(f"replicates {args.replicates}, {args.seeds} classifier seeds each, one member per run, "
