@@ -177,3 +177,13 @@ def test_member_seeds_keep_the_run_seed_first_and_never_collide():
     seeds = [s for run in range(20) for s in member_seeds(run, 4)]
     assert member_seeds(7, 3)[0] == 7 and member_seeds(7, 3) == member_seeds(7, 3)
     assert len(set(seeds)) == len(seeds)
+
+
+def test_each_member_resumes_from_its_own_file():
+    from stages.train import member_path
+
+    assert member_path(None, 2) is None
+    assert member_path(".checkpoints/train-x.pt", 0) == ".checkpoints/train-x.pt"
+    assert member_path(".checkpoints/train-x.pt", 2) == ".checkpoints/train-x-member2.pt"
+    paths = {member_path("r/a b.pt", m) for m in range(4)}
+    assert len(paths) == 4 and all(p.startswith("r/") for p in paths)
