@@ -260,9 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     return run(lambda _argv: actions[args.command](Path(args.root)), [])
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # --------------------------------------------------------------------------------------------
 # The parallel runner's copy from before each write
@@ -307,3 +304,7 @@ def recover_lockfiles(root: Path, backups: Path) -> list[Path]:
             lockfile.unlink()
         recovered.append(lockfile)
     return recovered
+
+
+if __name__ == "__main__":
+    sys.exit(main())
