@@ -1,5 +1,9 @@
 """Stage train_gan: a class-conditional GAN (or one GAN per class) on the real train split, with
-loss curves (dvclive) and fixed-noise sample grids as DVC plots."""
+loss curves (dvclive) and fixed-noise sample grids as DVC plots.
+
+Each replicate trains its own GAN on its own subset when ``study.vary`` has ``gan``. Held fixed,
+every replicate trains the same GAN: on the prepared train split (``--prepared``), with
+``gan.seed``; the first instance stores the run and the others copy it (ganaug.shared)."""
 
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ from ganaug.images import grid, save_png, upscale_for
 from ganaug.replicates import vary_of, with_seed
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism, set_threads
+from ganaug.shared import run_key, shared_run, stage_code
 from ganaug.stage import exit_with, parser, read_params
 
 
 def build_parser():
     p = parser(__doc__)
-    p.add_argument("--data", required=True, help="prepared source npz")
+    p.add_argument("--data", required=True, help="the replicate's prepared npz (its subset)")
+    p.add_argument("--prepared", help="the prepared source npz: the GAN's data when study.vary "
+                   "holds gan fixed (default: --data)")
     p.add_argument("--out", required=True, help="GAN checkpoint to write (generator + discriminator)")
     p.add_argument("--plots", required=True, help="directory for loss curves and sample grids")
     p.add_argument("--resume", help="resume checkpoint (kept outside DVC outputs)")
@@ -33,17 +40,32 @@ def declared_params(args) -> list[str]:
 
 
 def main(argv=None) -> None:
-    from dvclive import Live
-
     args = build_parser().parse_args(argv)
     params = read_params(declared_params(args), args.params)
-    cfg = with_seed(gan_config(params["gan"]), args.replicate, "gan", vary_of(params))
+    vary = vary_of(params)
+    cfg = with_seed(gan_config(params["gan"]), args.replicate, "gan", vary)
     device = resolve_device(params["device"])
     set_threads(params["threads"])
     set_determinism(cfg.seed)
-    data = load_prepared(args.data)
+    shared = "gan" not in vary
+    data = load_prepared(args.prepared if shared and args.prepared else args.data)
     x, y = data.split("train")
-    family_for(cfg, data.num_classes, data.image_shape)  # checks before anything is written
+    family = family_for(cfg, data.num_classes, data.image_shape)  # checks before writing
+    if not shared:
+        _train(args, cfg, data, x, y, device, replicate=args.replicate)
+        return
+    key = run_key("train_gan", cfg, x, y, data.classes, str(device),
+                  stage_code(__file__, type(family).__module__))
+    shared_run(key, {"gan.pt": args.out, "plots": args.plots},
+               lambda: _train(args, cfg, data, x, y, device, replicate=None),
+               what=f"train_gan (replicate {args.replicate})")
+    discard_resume(args.resume)
+
+
+def _train(args, cfg, data, x, y, device, replicate: int | None) -> None:
+    """Train, then write the checkpoint and the plots. ``replicate`` None: one GAN that every
+    replicate shares (its files then name none)."""
+    from dvclive import Live
 
     with Live(dir=args.plots, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         def on_log(step: int, rec: dict) -> None:
@@ -66,7 +88,7 @@ def main(argv=None) -> None:
     save_png(f"{args.plots}/real.png", grid(_real_examples(x, y, data.num_classes, per_class),
                                             nrow=per_class, scale=scale))
     save_checkpoint(args.out, result.payload(meta={
-        "classes": data.classes, "steps": cfg.steps, "replicate": args.replicate, "seed": cfg.seed,
+        "classes": data.classes, "steps": cfg.steps, "replicate": replicate, "seed": cfg.seed,
         "final": result.history[-1] if result.history else {},
     }))
     discard_resume(args.resume)

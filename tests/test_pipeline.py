@@ -280,3 +280,27 @@ def test_every_family_and_new_strategy_runs_under_dvc_repro(study_copy, gan, str
     else:
         assert (sources == -1).all()
     assert params["gan"]["arch"] != gan["arch"]
+
+
+def test_a_gan_held_fixed_is_trained_once_and_shared(tmp_path, tiny_study):
+    """study.vary without gan: every replicate uses one GAN and one scorer, trained on the
+    prepared train split; the first instance trains each, the other copies it (same bits, so
+    the same dvc.lock as training it again). Varied (the tiny study), each replicate has its own."""
+    params = read_yaml(TINY)
+    params["study"]["vary"] = ["subset", "classifier"]
+    repo = make_study(tmp_path / "study", params)
+    proc = dvc(repo, "repro", "train_gan", "train_scorer")
+    assert {"train_gan@0", "train_gan@1", "train_scorer@0", "train_scorer@1"} <= stages_run(proc)
+    assert (proc.stdout + proc.stderr).count("the same run another replicate made") == 2
+    for model in ("gan", "scorer"):
+        first, second = (repo / f"models/{model}/{s}.pt" for s in (0, 1))
+        assert first.read_bytes() == second.read_bytes(), model
+    assert (repo / "plots/gan/0/samples.png").read_bytes() == \
+        (repo / "plots/gan/1/samples.png").read_bytes()
+    assert len([p for p in (repo / ".checkpoints/shared").iterdir() if p.is_dir()]) == 2
+    # Trained on the prepared split, not on replicate 0's own subset.
+    from ganaug.checkpoints import load_checkpoint
+    assert load_checkpoint(repo / "models/gan/1.pt")["meta"]["replicate"] is None
+    assert "changed" not in dvc(repo, "status", "train_gan", "train_scorer").stdout
+    own, _ = tiny_study
+    assert (own / "models/gan/0.pt").read_bytes() != (own / "models/gan/1.pt").read_bytes()

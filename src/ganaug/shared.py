@@ -1,0 +1,160 @@
+"""One training run that several stage instances share, done once.
+
+When ``study.vary`` holds the GAN fixed, every replicate's ``train_gan@<seed>`` and
+``train_scorer@<seed>`` trains the same model: the same config and seed, on the same images (the
+prepared train split), with the same code, threads and libraries. DVC cannot make a stage's
+existence depend on a param, so the instances stay; this module makes all but the first cheap.
+The first instance to finish stores its outputs (files or folders) under ``.checkpoints/shared/``
+in an entry named by the hash of everything that decides them (:func:`run_key`); the others,
+finding the entry, copy it instead of training. Training is deterministic for a fixed thread
+count (``threads`` in params.yaml), so the copy has the bits a fresh run would write: DVC's
+lock is the same either way, and a run without the store (another machine, the store removed)
+trains and gets the same files.
+
+Safe against the usual faults: an instance that finds another one training the same run waits
+for it (a file lock) instead of training twice; an entry is renamed into place only once it is
+complete, so a killed run leaves none; each file's SHA-256 is checked before it is copied, and an
+entry that fails the check is ignored with a warning (and replaced). ``rm -rf
+.checkpoints/shared`` frees the space; nothing else reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ganaug.errors import EnvironmentProblem
+from ganaug.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path(".checkpoints/shared")
+MANIFEST = "manifest.json"
+
+__all__ = ["DEFAULT_ROOT", "run_key", "shared_run", "stage_code"]
+
+
+def stage_code(stage_file: str | Path, *modules: str) -> str:
+    """A hash of a stage's file, every project file it imports, and ``modules`` (a plugin's
+    module, say) with what they import (:func:`ganaug.codedeps.code_fingerprint`)."""
+    from ganaug.codedeps import closure, code_fingerprint, project_roots
+
+    path = Path(stage_file).resolve()
+    roots = {**project_roots(), path.parent.name: path.parent}
+    h = hashlib.sha256()
+    for file in sorted(closure([f"{path.parent.name}.{path.stem}"], roots)):
+        root = next(r for r in roots.values() if r in file.parents)
+        h.update(str(file.relative_to(root.parent)).encode())
+        h.update(file.read_bytes())
+    h.update(code_fingerprint(*modules).encode() if modules else b"")
+    return h.hexdigest()
+
+
+def run_key(stage: str, *parts: Any) -> str:
+    """The hash that names a shared run: the stage, then everything that decides its outputs
+    (arrays by shape and bytes, other values by repr; :func:`ganaug.resume.fingerprint`), and
+    the libraries whose arithmetic or file format the outputs depend on."""
+    import numpy as np
+    import torch
+
+    from ganaug.resume import fingerprint
+
+    return fingerprint(stage, torch.__version__, np.__version__, torch.get_num_threads(), *parts)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(path: Path) -> list[Path]:
+    """A file, or every file under a folder, relative to ``path`` ('.' for the file itself)."""
+    if path.is_dir():
+        return sorted(p.relative_to(path) for p in path.rglob("*") if p.is_file())
+    return [Path(".")]
+
+
+def _manifest(outputs: dict[str, Path]) -> dict[str, dict[str, str]]:
+    return {name: {str(rel): _sha256(path / rel) for rel in _files(path)}
+            for name, path in outputs.items()}
+
+
+def _intact(entry: Path, names: list[str]) -> bool:
+    """Whether ``entry`` holds every named output with the hashes its manifest recorded."""
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+        for name in names:
+            stored = entry / name
+            if set(manifest[name]) != {str(rel) for rel in _files(stored)}:
+                return False
+            if any(_sha256(stored / rel) != digest for rel, digest in manifest[name].items()):
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """Copy a file or folder over ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        if src.is_dir():
+            shutil.copytree(src, tmp)
+        else:
+            shutil.copy2(src, tmp)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shared_run(key: str, outputs: dict[str, str | Path], produce: Callable[[], None],
+               root: str | Path = DEFAULT_ROOT, what: str = "run") -> bool:
+    """Write ``outputs`` (name -> path) by copying the stored entry ``key``, or by ``produce()``
+    and then storing them. True when they were copied.
+
+    ``produce`` must write every output; one it leaves missing is an error, not a partial entry.
+    """
+    root = Path(root)
+    outputs = {name: Path(p) for name, p in outputs.items()}
+    entry = root / key
+    with _locked(root / f"{key}.lock"):
+        if entry.is_dir():
+            if _intact(entry, list(outputs)):
+                for name, dest in outputs.items():
+                    _copy(entry / name, dest)
+                log.info("%s: copied from %s, the same run another replicate made (study.vary "
+                         "holds it fixed)", what, entry)
+                return True
+            log.warning("ignoring %s: it is incomplete or its files changed since they were "
+                        "stored; training again", entry)
+        produce()
+        missing = [str(p) for p in outputs.values() if not p.exists()]
+        if missing:
+            raise RuntimeError(f"{what}: the run did not write {', '.join(missing)}")
+        try:
+            with atomic_path(entry) as tmp:
+                tmp.mkdir()
+                for name, path in outputs.items():
+                    (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / name)
+                (tmp / MANIFEST).write_text(json.dumps(_manifest(outputs), indent=1) + "\n")
+        except (OSError, EnvironmentProblem) as exc:  # the outputs are written; only the saving for later failed
+            log.warning("%s: could not store the run in %s for the other replicates (%s); each "
+                        "will train it again", what, entry, exc)
+        return False
