@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import REPO_ROOT, dvc, git, make_study, stages_run, study_env
+from e2e import REPO_ROOT, dvc, git, make_study, read_yaml, stages_run, study_env
 
 from ganaug.config import ParamsError, load_params
 from ganaug.parallel import launcher
@@ -643,3 +643,24 @@ def test_params_other_than_the_ones_the_stages_read_are_refused(probe_repo, tmp_
     assert not (probe_repo / "dvc.lock").exists()
     assert "6 ran on workers" in summary_line(parallel(probe_repo, "-j", "2", "--params",
                                                        "params.yaml"))
+
+
+@pytest.mark.e2e
+def test_a_gan_held_fixed_is_trained_once_across_workspaces(tmp_path):
+    """Each instance runs in a workspace of its own, so the shared run's store must be the main
+    workspace's: with the GAN held fixed, one train_gan and one train_scorer train, the other
+    replicate's copy theirs, and the store outlives the workspaces."""
+    params = read_yaml(TINY)
+    params["study"]["vary"] = ["subset", "classifier"]
+    repo = make_study(tmp_path / "study", params)
+    parallel(repo, "-j", "2", "train_gan", "train_scorer")
+    logs = repo / ".dvc" / "tmp" / "parallel" / "logs"
+    for stage in ("train_gan", "train_scorer"):
+        copied = ["the same run another replicate made" in (logs / f"{stage}@{s}.log").read_text()
+                  for s in (0, 1)]
+        assert sorted(copied) == [False, True], stage
+    model = "models/gan/{}.pt"
+    assert (repo / model.format(0)).read_bytes() == (repo / model.format(1)).read_bytes()
+    assert len([p for p in (repo / ".checkpoints/shared").iterdir() if p.is_dir()]) == 2
+    assert not (repo / ".dvc/tmp/parallel/ws").exists()
+    assert status_clean(repo, "train_gan", "train_scorer")

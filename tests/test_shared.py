@@ -119,3 +119,17 @@ def test_stage_code_covers_the_stage_and_what_it_imports(tmp_path):
     assert first == stage_code(stages / "mine.py")
     (stages / "helper.py").write_text("VALUE = 2\n")
     assert stage_code(stages / "mine.py") != first
+
+
+def test_the_store_is_where_the_variable_points(tmp_path, monkeypatch):
+    """The parallel runner sets GANAUG_SHARED_RUNS to the main workspace's store."""
+    from ganaug.parallel.workspace import SHARED_RUNS_VAR
+    from ganaug.shared import ROOT_VAR
+
+    assert SHARED_RUNS_VAR == ROOT_VAR
+    monkeypatch.setenv(ROOT_VAR, str(tmp_path / "main" / "store"))
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o"
+    shared_run("k", {"o": out}, lambda: out.write_text("w"))
+    assert (tmp_path / "main" / "store" / "k" / "o").read_text() == "w"
+    assert not (tmp_path / ".checkpoints").exists()

@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,9 +37,12 @@ from ganaug.io import atomic_path
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = Path(".checkpoints/shared")
+# The store's folder when set: the parallel runner points it at the main workspace's, since each
+# instance runs in a workspace of its own (ganaug.parallel.workspace).
+ROOT_VAR = "GANAUG_SHARED_RUNS"
 MANIFEST = "manifest.json"
 
-__all__ = ["DEFAULT_ROOT", "run_key", "shared_run", "stage_code"]
+__all__ = ["DEFAULT_ROOT", "ROOT_VAR", "run_key", "shared_run", "stage_code"]
 
 
 def stage_code(stage_file: str | Path, *modules: str) -> str:
@@ -125,13 +129,14 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def shared_run(key: str, outputs: dict[str, str | Path], produce: Callable[[], None],
-               root: str | Path = DEFAULT_ROOT, what: str = "run") -> bool:
+               root: str | Path | None = None, what: str = "run") -> bool:
     """Write ``outputs`` (name -> path) by copying the stored entry ``key``, or by ``produce()``
-    and then storing them. True when they were copied.
+    and then storing them. True when they were copied. The store is ``root``, else
+    ``$GANAUG_SHARED_RUNS``, else ``.checkpoints/shared`` in the current folder.
 
     ``produce`` must write every output; one it leaves missing is an error, not a partial entry.
     """
-    root = Path(root)
+    root = Path(root or os.environ.get(ROOT_VAR) or DEFAULT_ROOT)
     outputs = {name: Path(p) for name, p in outputs.items()}
     entry = root / key
     with _locked(root / f"{key}.lock"):

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 # Environment variables that say which instance a process belongs to; recorded in its log.
 SEEN_VARS = ("CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS")
+# ganaug.shared.ROOT_VAR, named here to keep the worker's imports light.
+SHARED_RUNS_VAR = "GANAUG_SHARED_RUNS"
 TAIL_LINES = 25
 # Files the coordinator's DVC appends to while instances run: copied, never linked.
 APPENDED_IN_PLACE = (".gitignore",)
@@ -111,6 +113,8 @@ def _run_commands(spec: InstanceSpec, env: dict[str, str], out) -> int:
     out.write(f"Running stage '{spec.name}':\n")
     cwd = str(Path(spec.workspace) / spec.wdir)
     env = {**env, "DVC_ROOT": spec.workspace, "DVC_STAGE": spec.name}  # as DVC sets them
+    # A run several instances share is stored in the main workspace, not in this one.
+    env.setdefault(SHARED_RUNS_VAR, str(Path(spec.root) / ".checkpoints" / "shared"))
     for argv in spec.commands:
         out.write(f"> {argv[-1]}\n")  # DVC runs [shell, options..., "-c", line]
         out.flush()
