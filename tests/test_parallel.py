@@ -664,3 +664,22 @@ def test_a_gan_held_fixed_is_trained_once_across_workspaces(tmp_path):
     assert len([p for p in (repo / ".checkpoints/shared").iterdir() if p.is_dir()]) == 2
     assert not (repo / ".dvc/tmp/parallel/ws").exists()
     assert status_clean(repo, "train_gan", "train_scorer")
+
+
+def test_the_instance_most_others_wait_for_starts_first():
+    """A GAN (its pool, scores, selections and mixes wait for it) before the real-only runs
+    queued ahead of it; DVC's order among instances as many wait for."""
+    from ganaug.parallel.coordinator import Coordinator
+    from ganaug.parallel.session import Plan
+
+    order = ["train_baseline@0", "train_baseline@1", "train_gan@0", "train_gan@1", "generate@0"]
+    dependents = {"train_baseline@0": {"report"}, "train_baseline@1": {"report"},
+                  "train_gan@0": {"generate@0", "score@0", "report"},
+                  "train_gan@1": {"generate@1", "score@1", "report"},
+                  "generate@0": {"score@0", "report"}}
+    coordinator = object.__new__(Coordinator)
+    coordinator.plan = Plan(order, {}, dependents)
+    coordinator.queue = list(order)
+    started = [coordinator._next() for _ in order]
+    assert started == ["train_gan@0", "train_gan@1", "generate@0", "train_baseline@0",
+                       "train_baseline@1"]

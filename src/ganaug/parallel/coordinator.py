@@ -123,13 +123,23 @@ class Coordinator:
             self.engine.client.wait_for_workers(1)
         free = self.engine.capacity() - len(self.running)
         while self.queue and free > 0:
-            stage = self.queue.pop(0)
+            stage = self._next()
             spec = self._spec(stage)
             future = self.engine.client.submit(run_instance, spec, key=f"instance-{spec.name}",
                                                pure=False, retries=0)
             self.running[future] = (stage, spec)
             log.info("start    %s", spec.name)
             free -= 1
+
+    def _next(self) -> Stage:
+        """The queued instance to start next: the one with the most instances downstream of it
+        (DVC's order among equals). A GAN's training, which the pool, the scores, the
+        selections and every mix wait for, then starts before a real-only run that only its
+        evaluation waits for, and the study's long serial chain starts first. Only the start
+        order changes: DVC decides and records every instance as before, in its own order."""
+        best = max(self.queue, key=lambda s: len(self.plan.dependents[s]))
+        self.queue.remove(best)
+        return best
 
     def _spec(self, stage: Stage) -> InstanceSpec:
         deps, outs = self.session.paths(stage)
