@@ -133,3 +133,14 @@ def test_the_store_is_where_the_variable_points(tmp_path, monkeypatch):
     shared_run("k", {"o": out}, lambda: out.write_text("w"))
     assert (tmp_path / "main" / "store" / "k" / "o").read_text() == "w"
     assert not (tmp_path / ".checkpoints").exists()
+
+
+def test_a_store_that_cannot_be_written_is_skipped(tmp_path, caplog):
+    """A store under a file (or on a read-only disk): the run trains, as without one."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    out = tmp_path / "o"
+    assert not shared_run("k", {"o": out}, lambda: out.write_text("w"), root=blocker / "store",
+                          what="train_gan (replicate 1)")
+    assert out.read_text() == "w"
+    assert "train_gan (replicate 1): cannot use the store" in caplog.text

@@ -20,14 +20,13 @@ entry that fails the check is ignored with a warning (and replaced). ``rm -rf
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,49 +116,66 @@ def _copy(src: Path, dest: Path) -> None:
             shutil.copy2(src, tmp)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _lock(path: Path):
+    """An open handle holding an exclusive lock on ``path`` (closing it releases the lock)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    handle = path.open("a")
+    try:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def shared_run(key: str, outputs: dict[str, str | Path], produce: Callable[[], None],
                root: str | Path | None = None, what: str = "run") -> bool:
     """Write ``outputs`` (name -> path) by copying the stored entry ``key``, or by ``produce()``
     and then storing them. True when they were copied. The store is ``root``, else
-    ``$GANAUG_SHARED_RUNS``, else ``.checkpoints/shared`` in the current folder.
+    ``$GANAUG_SHARED_RUNS``, else ``.checkpoints/shared`` in the current folder; one that
+    cannot be written is skipped with a warning (the run trains, as without a store).
 
     ``produce`` must write every output; one it leaves missing is an error, not a partial entry.
     """
     root = Path(root or os.environ.get(ROOT_VAR) or DEFAULT_ROOT)
     outputs = {name: Path(p) for name, p in outputs.items()}
-    entry = root / key
-    with _locked(root / f"{key}.lock"):
-        if entry.is_dir():
-            if _intact(entry, list(outputs)):
-                for name, dest in outputs.items():
-                    _copy(entry / name, dest)
-                log.info("%s: copied from %s, the same run another replicate made (study.vary "
-                         "holds it fixed)", what, entry)
-                return True
-            log.warning("ignoring %s: it is incomplete or its files changed since they were "
-                        "stored; training again", entry)
-        produce()
-        missing = [str(p) for p in outputs.values() if not p.exists()]
-        if missing:
-            raise RuntimeError(f"{what}: the run did not write {', '.join(missing)}")
-        try:
-            with atomic_path(entry) as tmp:
-                tmp.mkdir()
-                for name, path in outputs.items():
-                    (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / name)
-                (tmp / MANIFEST).write_text(json.dumps(_manifest(outputs), indent=1) + "\n")
-        except (OSError, EnvironmentProblem) as exc:  # the outputs are written; only the saving for later failed
-            log.warning("%s: could not store the run in %s for the other replicates (%s); each "
-                        "will train it again", what, entry, exc)
+    try:
+        handle = _lock(root / f"{key}.lock")
+    except OSError as exc:
+        log.warning("%s: cannot use the store %s (%s); training without it", what, root, exc)
+        _produce_all(produce, outputs, what)
         return False
+    with handle:  # closing releases the lock
+        return _copy_or_produce(root / key, outputs, produce, what)
+
+
+def _produce_all(produce: Callable[[], None], outputs: dict[str, Path], what: str) -> None:
+    produce()
+    missing = [str(p) for p in outputs.values() if not p.exists()]
+    if missing:
+        raise RuntimeError(f"{what}: the run did not write {', '.join(missing)}")
+
+
+def _copy_or_produce(entry: Path, outputs: dict[str, Path], produce: Callable[[], None],
+                     what: str) -> bool:
+    """Under the entry's lock: copy it when it is intact, else produce and store."""
+    if entry.is_dir():
+        if _intact(entry, list(outputs)):
+            for name, dest in outputs.items():
+                _copy(entry / name, dest)
+            log.info("%s: copied from %s, the same run another replicate made (study.vary "
+                     "holds it fixed)", what, entry)
+            return True
+        log.warning("ignoring %s: it is incomplete or its files changed since they were "
+                    "stored; training again", entry)
+    _produce_all(produce, outputs, what)
+    try:
+        with atomic_path(entry) as tmp:
+            tmp.mkdir()
+            for name, path in outputs.items():
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / name)
+            (tmp / MANIFEST).write_text(json.dumps(_manifest(outputs), indent=1) + "\n")
+    except (OSError, EnvironmentProblem) as exc:  # the outputs are written; storing failed
+        log.warning("%s: could not store the run in %s for the other replicates (%s); each "
+                    "will train it again", what, entry, exc)
+    return False
