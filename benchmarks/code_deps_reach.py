@@ -3,9 +3,10 @@ rerun only what it touches" must hold for code too).
 
 Reads the expanded pipeline of the repository (DVC's own index of ``dvc.yaml`` with
 ``params.yaml``'s grid), and for every ``.py`` file under ``src/`` and ``stages/`` counts the
-instances that list it as a dependency, directly or through a folder. Editing a module reruns
-exactly those instances (and whatever reads their outputs, if the outputs change; a pure
-refactor's outputs do not). Prints one line per module, most-reaching first.
+instances that depend on it: through their entry point's code fingerprint (``data/code/<name>.json``,
+whose files are those ``ganaug.codedeps.code_files`` finds), or directly, as the code stage depends
+on every module. Editing a module reruns exactly those instances (and whatever reads their
+outputs, if the outputs change; a pure refactor's outputs do not). Prints one line per module, most-reaching first.
 
     python benchmarks/code_deps_reach.py [--root .] [--top 40]
 """
@@ -20,6 +21,9 @@ def reach(root: Path) -> tuple[int, dict[str, list[str]]]:
     """(instances in the pipeline, module path -> the instances that depend on it)."""
     from dvc.repo import Repo
 
+    from ganaug.codedeps import CODE_DIR, code_files
+
+    roots = {"ganaug": root / "src" / "ganaug", "stages": root / "stages"}
     modules = sorted(str(p.relative_to(root)) for d in ("src", "stages")
                      for p in (root / d).rglob("*.py") if "egg-info" not in str(p))
     with Repo(str(root)) as repo:
@@ -27,9 +31,11 @@ def reach(root: Path) -> tuple[int, dict[str, list[str]]]:
         out: dict[str, list[str]] = {m: [] for m in modules}
         for stage in stages:
             deps = [Path(dep.def_path) for dep in stage.deps]
+            code = {str(f.relative_to(root)) for d in deps if str(d).startswith(CODE_DIR + "/")
+                    for f in code_files(f"stages.{d.stem}", roots).values() if root in f.parents}
             for m in modules:
                 path = Path(m)
-                if any(path == d or d in path.parents for d in deps):
+                if m in code or any(path == d or d in path.parents for d in deps):
                     out[m].append(stage.addressing)
     return len(stages), out
 

@@ -6,9 +6,11 @@
 2. DVC's rewrite of ``dvc.lock``: DVC reads and writes the whole lock after every stage, so each
    instance costs time in proportion to the lock's size. In a clone of this commit (the default
    study's committed lock), ``dvc repro`` of a few trivial stages (``check_params``, ``prepare``,
-   ``subset``) with that lock, then again after deleting it; prints seconds per instance.
+   ``subset``, and the ``code`` stage where there is one) with that lock, then again after
+   deleting it; prints seconds per instance. ``--revs`` measures other commits' locks in the
+   same run (before/after a change of the lock's size).
 
-    python benchmarks/repro_overhead.py [--skip-tiny] [--skip-lock]
+    python benchmarks/repro_overhead.py [--skip-tiny] [--skip-lock] [--revs HEAD 812a239]
 
 Run it in the project's environment, with nothing else running (both parts take one core).
 """
@@ -62,13 +64,14 @@ def tiny(tmp: Path) -> None:
           f"{same_results(tmp / 'warm', tmp / 'cold')}")
 
 
-def lock(tmp: Path) -> None:
-    repo = tmp / "clone"
+def lock(tmp: Path, rev: str = "HEAD") -> None:
+    repo = tmp / f"clone-{rev}"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    subprocess.run(["git", "checkout", "-q", rev], cwd=repo, check=True)
     size = (repo / "dvc.lock").stat().st_size
     took, n = repro(repo, *TARGETS)
-    print(f"committed dvc.lock ({size / 1024:.0f} KiB): {n} trivial instances in {took:.1f} s, "
-          f"{took / n:.1f} s each", flush=True)
+    print(f"{rev}: committed dvc.lock ({size / 1024:.0f} KiB): {n} trivial instances in "
+          f"{took:.1f} s, {took / n:.1f} s each", flush=True)
     subprocess.run(["git", "checkout", "-q", "--", "dvc.lock"], cwd=repo, check=True)
     (repo / "dvc.lock").unlink()
     took, n = repro(repo, "-f", *TARGETS)
@@ -81,13 +84,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--skip-tiny", action="store_true")
     p.add_argument("--skip-lock", action="store_true")
+    p.add_argument("--revs", nargs="+", default=["HEAD"], help="commits whose lock to measure")
     args = p.parse_args()
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                          text=True).stdout.strip()
     print(f"commit {out}, {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_lock:
-            lock(Path(tmp))
+            for rev in args.revs:
+                lock(Path(tmp), rev)
         if not args.skip_tiny:
             tiny(Path(tmp))
 

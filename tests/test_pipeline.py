@@ -30,7 +30,7 @@ def test_first_repro_runs_every_stage_and_writes_the_results(tiny_study):
     repo, ran = tiny_study
     p = read_yaml(TINY)["study"]
     strategies, seeds = p["strategies"], p["seeds"]
-    expected = {"check_params", "prepare@digits", "prepare@typeset", "report"}
+    expected = {"code", "check_params", "prepare@digits", "prepare@typeset", "report"}
     expected |= {f"{st}@{s}" for st in ("subset", "train_scorer", "train_gan", "generate", "score")
                  for s in seeds}
     expected |= instances(strategies, p["ratios"], seeds)
@@ -96,7 +96,7 @@ def test_the_baseline_and_the_learning_curve_need_no_gan(tmp_path):
     repo = make_study(tmp_path / "study", TINY)
     ran = stages_run(dvc(repo, "repro", "evaluate_baseline", "evaluate_real"))
     p = read_yaml(TINY)["study"]
-    expected = {"check_params", "prepare@digits", "prepare@typeset"}
+    expected = {"code", "check_params", "prepare@digits", "prepare@typeset"}
     expected |= {f"{st}@{s}" for st in ("subset", "train_baseline", "evaluate_baseline")
                  for s in p["seeds"]}
     expected |= {f"{st}@{n}-{s}" for st in ("train_real", "evaluate_real") for n in p["real_sizes"]

@@ -1,7 +1,10 @@
 """The project code a module runs: a static walk of its imports.
 
-Two uses: ``dvc.yaml`` must list, for each stage, every project file its entry point imports
-(``tests/test_code_deps.py`` checks it with :func:`closure`), and a resume checkpoint is trusted
+Three uses. ``dvc.yaml``'s ``code`` stage writes, for each stage entry point, a fingerprint of
+the files it runs (:func:`write_fingerprints`); every instance depends on its entry point's
+fingerprint, so ``dvc.lock`` lists the code once per entry point rather than once per instance.
+Each instance checks, before and after it runs, that the code it runs is the code in that
+fingerprint (:func:`check_code`): what DVC records is what ran. And a resume checkpoint is trusted
 only when the code that made it is the code that would continue it (:func:`code_fingerprint`).
 
 The walk reads source files, never imports them. It follows every ``import`` and
@@ -16,8 +19,11 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
+
+from ganaug.errors import UserError
 
 
 def _module_file(name: str, roots: dict[str, Path]) -> Path | None:
@@ -152,27 +158,6 @@ PLUGIN_USERS = {"ganaug.gan_families": "src/ganaug/gan/family.py",
 PLUGIN_MARK = "# plugin"
 
 
-def stage_deps(module: str, repo: Path) -> list[str]:
-    """The project files (relative to ``repo``) that stage entry point ``module`` runs, with a
-    folder standing for its files when the stage runs every ``.py`` file in it, or when it is a
-    plugin package (:data:`PLUGIN_PACKAGES`) the stage imports. Installed plugins whose code lies
-    in ``repo``: :func:`plugin_deps`."""
-    roots = {"ganaug": repo / "src" / "ganaug", "stages": repo / "stages"}
-    files = {p.relative_to(repo) for p in closure([module], roots)}
-    out: set[Path] = set()
-    for f in files:
-        folder = f.parent
-        whole = {p.relative_to(repo) for p in (repo / folder).glob("*.py")}
-        plugin = next((Path(d) for d in PLUGIN_PACKAGES if Path(d) in (f, *f.parents)), None)
-        if plugin is not None:
-            out.add(plugin)
-        elif folder not in (Path("src/ganaug"), Path("stages")) and whole <= files:
-            out.add(folder)
-        else:
-            out.add(f)
-    return sorted(str(p) for p in out)
-
-
 def plugin_deps(module: str, repo: Path) -> tuple[list[str], list[str]]:
     """The installed plugins that stage entry point ``module`` runs (those of every group whose
     registry its code looks up): ``(their packages or modules inside repo, relative; the
@@ -196,14 +181,151 @@ def plugin_deps(module: str, repo: Path) -> tuple[list[str], list[str]]:
     return sorted(inside), outside
 
 
+# Where the code stage writes each stage entry point's fingerprint: data/code/<name>.json for
+# stages.<name>. dvc.yaml passes it to the stage as --code and lists it among the stage's deps.
+CODE_DIR = "data/code"
+
+
+class CodeChanged(UserError, RuntimeError):
+    """The code a stage instance runs is not the code its fingerprint records."""
+
+
+def code_files(module: str, roots: dict[str, Path]) -> dict[str, Path]:
+    """What an instance of stage entry point ``module`` runs, by name (the path relative to its
+    root's parent: ``ganaug/training.py``, ``stages/train.py``, a plugin's ``lab_gan.py``).
+
+    The files of :func:`closure`; every module of a plugin package (:data:`PLUGIN_PACKAGES`) the
+    stage imports, so that a module added there counts; and the code of the installed plugins
+    of every registry the stage looks up (:data:`PLUGIN_USERS`), wherever they are installed."""
+    files = closure([module], roots)
+    base = roots["ganaug"].parent
+    for package in PLUGIN_PACKAGES:
+        folder = base / Path(package).relative_to("src")
+        if any(folder in f.parents for f in files):
+            files |= set(folder.rglob("*.py"))
+    named = {_key(f, roots): f for f in files}
+    from ganaug.registry import plugin_entry_points
+
+    for group, user in PLUGIN_USERS.items():
+        if base / Path(user).relative_to("src") not in files:
+            continue
+        for ep in plugin_entry_points(group):
+            root = module_root(ep.module.split(".")[0])
+            if root is None:
+                continue
+            found = sorted(root.rglob("*.py")) if root.is_dir() else [root.with_suffix(".py")]
+            named.update({str(f.relative_to(root.parent)): f for f in found})
+    return dict(sorted(named.items()))
+
+
+def _key(path: Path, roots: dict[str, Path]) -> str:
+    top = next(t for t, r in roots.items() if path == r.with_suffix(".py") or r in path.parents)
+    return str(path.relative_to(roots[top].parent))
+
+
+def fingerprint(module: str, roots: dict[str, Path]) -> dict[str, str]:
+    """The SHA-256 of every file of :func:`code_files`, by name."""
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in code_files(module, roots).items()}
+
+
+def stage_modules(repo: Path) -> list[str]:
+    """The stage entry points of the project at ``repo``: ``stages.<name>``, one per file."""
+    return sorted(f"stages.{p.stem}" for p in (repo / "stages").glob("*.py")
+                  if p.stem != "__init__")
+
+
+def record_path(module: str) -> str:
+    """Where the code stage writes the fingerprint of ``stages.<name>`` (relative to the repo)."""
+    return f"{CODE_DIR}/{module.rpartition('.')[2]}.json"
+
+
+def write_fingerprints(out_dir: Path, repo: Path) -> list[Path]:
+    """The code stage: for each stage entry point of the project at ``repo``, the fingerprint of
+    the repository's files it runs (what DVC tracks), as ``out_dir/<name>.json``."""
+    from ganaug.io import save_json
+
+    roots = {"ganaug": repo / "src" / "ganaug", "stages": repo / "stages"}
+    if not (roots["ganaug"] / "__init__.py").is_file():
+        raise CodeChanged(f"{roots['ganaug']}: no ganaug package here; run the code stage in "
+                          f"the study's repository (a copy of the project)")
+    written = []
+    for module in stage_modules(repo):
+        path = out_dir / f"{module.rpartition('.')[2]}.json"
+        save_json(path, {"module": module, "files": fingerprint(module, roots)})
+        written.append(path)
+    return written
+
+
+def running_roots(module: str) -> dict[str, Path]:
+    """The folders the code of ``module`` is imported from in this interpreter (the installed
+    ``ganaug``; ``stages`` from the working directory, as ``python -m`` finds it)."""
+    roots = project_roots()
+    top = module.split(".")[0]
+    root = module_root(top)
+    if root is not None:
+        roots.setdefault(top, root)
+    return roots
+
+
+def check_code(module: str, record: str | Path) -> None:
+    """Raise :class:`CodeChanged` unless the code ``module`` runs in this interpreter is the
+    code of the fingerprint file ``record`` (written by the code stage)."""
+    try:
+        data = json.loads(Path(record).read_text(encoding="utf-8"))
+        recorded, recorded_module = data["files"], data["module"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CodeChanged(f"{record}: not a code fingerprint ({type(exc).__name__}: {exc}); "
+                          f"run `dvc repro`, which writes it in the code stage") from None
+    if recorded_module != module:
+        raise CodeChanged(f"{record}: the fingerprint of {recorded_module}, not of {module}; "
+                          f"dvc.yaml passes the wrong --code to this stage")
+    running = fingerprint(module, running_roots(module))
+    if running != recorded:
+        differ = sorted(k for k in recorded.keys() | running.keys()
+                        if recorded.get(k) != running.get(k))
+        shown = ", ".join(differ[:6]) + (f" and {len(differ) - 6} more" if len(differ) > 6 else "")
+        raise CodeChanged(
+            f"{record}: the code {module} runs here differs from the code DVC recorded for it "
+            f"({shown}): a file changed since the code stage ran, or the ganaug that runs "
+            f"({roots_text(module)}) is not this repository's (install it with pip install -e .). "
+            f"Run `dvc repro` again (it reruns the code stage first); after upgrading a plugin "
+            f"installed outside the repository, `dvc repro -f -s code`")
+
+
+def roots_text(module: str) -> str:
+    return ", ".join(str(r) for r in running_roots(module).values())
+
+
+CODE_STAGE_NOTE = """\
+  # The code each stage entry point runs: one fingerprint per entry point (its files and their
+  # SHA-256, ganaug.codedeps). Each instance depends on its entry point's fingerprint and checks,
+  # before and after it runs, that it runs that code. Kept by python -m ganaug.codedeps --update.
+"""
+
+
+def code_stage(repo: Path) -> list[str]:
+    """The ``code`` stage's lines in ``dvc.yaml``: every entry point's fingerprint as an output,
+    the project's code and the installed plugins kept in ``repo`` as dependencies."""
+    modules = stage_modules(repo)
+    inside = sorted({d for m in modules for d in plugin_deps(m, repo)[0]})
+    return [*CODE_STAGE_NOTE.splitlines(), "  code:",
+            f"    cmd: python -m ganaug.codedeps --fingerprint {CODE_DIR}",
+            "    deps:", "      - src/ganaug", "      - stages",
+            *(f"      - {d}  {PLUGIN_MARK}" for d in inside),
+            "    outs:", *(f"      - {record_path(m)}" for m in modules), ""]
+
+
 def update_dvc_yaml(path: Path) -> bool:
-    """Rewrite the code deps (``src/...``, ``stages/...``, and the lines marked ``# plugin``) of
-    every stage in ``path`` to :func:`stage_deps` and :func:`plugin_deps` of its command's entry
-    point, keeping every other line; True if changed."""
+    """Rewrite ``path`` so that its ``code`` stage writes every entry point's fingerprint (with
+    the plugins kept in the repository among its deps), and every stage instance depends on its
+    entry point's fingerprint instead of code files and passes it as ``--code``; every other line
+    is kept. True if changed."""
     import re
 
     repo = path.parent
     lines = path.read_text(encoding="utf-8").splitlines()
+    lines = _without_code_stage(lines)
     out: list[str] = []
     module, i = None, 0
     while i < len(lines):
@@ -211,21 +333,24 @@ def update_dvc_yaml(path: Path) -> bool:
         m = re.search(r"python -m (stages\.\w+)", line)
         if m:
             module = m.group(1)
+            line = re.sub(r"python -m (stages\.\w+)\b(?! --code )",
+                          lambda g: f"{g.group(0)} --code {record_path(g.group(1))}", line)
         if module and re.fullmatch(r"\s+deps:\s*", line):
             out.append(line)
             j, indent, kept = i + 1, "      ", []
             while j < len(lines) and re.match(r"^\s+- ", lines[j]):
                 indent = lines[j][: len(lines[j]) - len(lines[j].lstrip())]
                 dep = lines[j].strip()[2:]
-                if not dep.startswith(("src/", "stages/")) and not dep.endswith(PLUGIN_MARK):
+                if not dep.startswith(("src/", "stages/", CODE_DIR + "/")) \
+                        and not dep.endswith(PLUGIN_MARK):
                     kept.append(lines[j])
                 j += 1
-            out += [f"{indent}- {d}" for d in stage_deps(module, repo)]
-            out += [f"{indent}- {d}  {PLUGIN_MARK}" for d in plugin_deps(module, repo)[0]]
-            out += kept
+            out += [f"{indent}- {record_path(module)}", *kept]
             i, module = j, None
             continue
         out.append(line)
+        if line == "stages:":
+            out += code_stage(repo)
         i += 1
     text = "\n".join(out) + "\n"
     changed = text != path.read_text(encoding="utf-8")
@@ -234,25 +359,49 @@ def update_dvc_yaml(path: Path) -> bool:
     return changed
 
 
+def _without_code_stage(lines: list[str]) -> list[str]:
+    """``lines`` less the ``code`` stage and the comment lines right above it."""
+    if "  code:" not in lines:
+        return lines
+    start = end = lines.index("  code:")
+    while start > 0 and lines[start - 1].startswith("  #"):
+        start -= 1
+    end += 1
+    while end < len(lines) and (not lines[end].strip() or lines[end].startswith("    ")):
+        end += 1
+    return lines[:start] + lines[end:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ganaug.codedeps stages.select``: the code deps a stage should list;
-    ``python -m ganaug.codedeps --update dvc.yaml``: rewrite every stage's code deps. Both name
-    the installed plugins whose code lies outside the repository (DVC cannot track it)."""
+    """``python -m ganaug.codedeps --fingerprint data/code``: the code stage (one fingerprint per
+    stage entry point); ``python -m ganaug.codedeps --update dvc.yaml``: rewrite dvc.yaml's code
+    stage and every stage's fingerprint dep; ``python -m ganaug.codedeps stages.select``: the
+    files a stage runs. The last two name the installed plugins whose code lies outside the
+    repository (DVC cannot see an edit of it; the stages' own check does)."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--fingerprint"]:
+        if len(args) != 2:
+            print("usage: python -m ganaug.codedeps --fingerprint DIR", file=sys.stderr)  # noqa: T201
+            return 2
+        try:
+            write_fingerprints(Path(args[1]), Path.cwd())
+        except UserError as exc:
+            print(f"{type(exc).__name__}: {exc}", file=sys.stderr)  # noqa: T201
+            return 1
+        return 0
     if args[:1] == ["--update"]:
         path = Path(args[1] if len(args) > 1 else "dvc.yaml")
         print(f"{path}: {'updated' if update_dvc_yaml(path) else 'already complete'}")  # noqa: T201
         _warn_outside(plugin_deps("stages.check_params", path.parent)[1])
         return 0
+    repo = Path.cwd()
     for module in args:
-        inside, outside = plugin_deps(module, Path.cwd())
-        for dep in stage_deps(module, Path.cwd()):
-            print(f"        - {dep}")  # noqa: T201 - the command's answer
-        for dep in inside:
-            print(f"        - {dep}  {PLUGIN_MARK}")  # noqa: T201
-        _warn_outside(outside)
+        roots = {"ganaug": repo / "src" / "ganaug", "stages": repo / "stages"}
+        for name in code_files(module, roots):
+            print(f"        {name}")  # noqa: T201 - the command's answer
+        _warn_outside(plugin_deps(module, repo)[1])
     return 0
 
 
@@ -261,7 +410,8 @@ def _warn_outside(plugins: list[str]) -> None:
 
     for p in plugins:
         print(f"note: {p} lies outside the repository: DVC cannot see an edit of its code; pin "  # noqa: T201
-              f"its version and rerun its stages when it changes (dvc repro -f -s <stage>)",
+              f"its version, and after upgrading it run `dvc repro -f -s code` (a stage refuses "
+              f"to run code other than its fingerprint's)",
               file=sys.stderr)
 
 

@@ -26,7 +26,8 @@ the same to the README's first command, with nothing to start or stop by hand:
   the server checks every file it imported (inode, size, modification time); if one changed,
   it forks nothing more, the command runs cold, and the next command starts a new server that
   imports the files as they are now. An instance therefore runs the code a fresh ``python -m``
-  would run at that moment, the code DVC hashes for it. Packages installed or removed change
+  would run at that moment; the stage itself then checks that code against the fingerprint DVC
+  hashes for it (``--code``, :func:`ganaug.codedeps.check_code`). Packages installed or removed change
   the import folders' modification times, which are part of the server's name: a new server.
 - What a library reads from the environment when it loads (thread pools: ``OMP_*`` and the
   like, ``PYTHON*``, ``LD_*``, ``TORCH*``) is part of the server's name too, so an instance
