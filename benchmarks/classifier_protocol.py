@@ -49,7 +49,7 @@ def main() -> None:
 
     from ganaug.configs.train import ClassifierConfig
     from ganaug.data import load_prepared
-    from ganaug.evaluation import evaluate_classifier
+    from ganaug.metrics.evaluation import evaluate_classifier
     from ganaug.runtime import set_determinism, set_threads
     from ganaug.stage import load_section, read_params
     from ganaug.training import train_classifier

@@ -24,7 +24,7 @@ import yaml
 
 from ganaug.gan import gan_config
 from ganaug.gan.train import progress_samples, train_gan
-from ganaug.images import grid, save_png
+from ganaug.grids import grid, save_png
 
 ROOT = Path(__file__).resolve().parents[1]
 FER = ROOT.parent / "shared" / "data" / "fer2013.npz"

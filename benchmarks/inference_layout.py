@@ -86,15 +86,15 @@ def main() -> None:
     p.add_argument("--size", type=int, default=48)
     p.add_argument("--inception", action="store_true")
     args = p.parse_args()
-    from ganaug import scoring
     from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
     from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
-    from ganaug.inception import inception_features
+    from ganaug.inference import batched
+    from ganaug.metrics.inception import inception_features
     from ganaug.models import CLASSIFIERS
-    from ganaug.pool import load_pool, load_sources, make_pool
-    from ganaug.tensors import batched
+    from ganaug.synthetic import scoring
+    from ganaug.synthetic.pool import load_pool, load_sources, make_pool
 
     torch.manual_seed(0)
     k, n, size = 7, args.images, args.size

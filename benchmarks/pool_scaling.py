@@ -52,7 +52,7 @@ def trace_steps() -> None:
     """Wrap the scoring steps so each prints its seconds and peak RSS to stderr."""
     import functools
 
-    from ganaug import scoring
+    from ganaug.synthetic import scoring
 
     def wrap(name: str) -> None:
         fn = getattr(scoring, name)
@@ -83,13 +83,13 @@ def child(n: int, work: Path, stage: str, steps: bool = False) -> None:
     import numpy as np
     import torch
 
-    from ganaug import scoring
     from ganaug.configs.score import ScoreConfig
     from ganaug.data import Prepared
     from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
     from ganaug.models import CLASSIFIERS
-    from ganaug.pool import load_pool, load_sources, make_pool
+    from ganaug.synthetic import scoring
+    from ganaug.synthetic.pool import load_pool, load_sources, make_pool
 
     if steps and stage == "score":
         trace_steps()

@@ -16,8 +16,8 @@ import numpy as np
 
 from ganaug.data import Prepared, load_prepared
 from ganaug.errors import ParamsError
-from ganaug.evaluation import align_to_source, evaluate_classifier, mean_of_members
 from ganaug.io import save_json
+from ganaug.metrics.evaluation import align_to_source, evaluate_classifier, mean_of_members
 from ganaug.models.saved import load_members
 from ganaug.runtime import resolve_device, set_threads
 from ganaug.stage import exit_with, parser, read_params

@@ -6,10 +6,10 @@ from __future__ import annotations
 from ganaug.configs.generate import GenerateConfig
 from ganaug.data import Prepared, load_prepared, save_prepared
 from ganaug.gan import load_gan
-from ganaug.pool import TEST_SEED_OFFSET, make_pool, make_test_set, pool_size_per_class
 from ganaug.replicates import vary_of, with_seed
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.synthetic.pool import TEST_SEED_OFFSET, make_pool, make_test_set, pool_size_per_class
 
 
 def build_parser():

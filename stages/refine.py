@@ -19,14 +19,14 @@ from ganaug.gan.family import LoadedGan
 from ganaug.gan.knobs import gan_config
 from ganaug.io import save_json
 from ganaug.models.saved import load_checkpoint, load_classifier
-from ganaug.pool import load_pool, load_selected
-from ganaug.refine import fine_tune, generate_score_select, save_round
 from ganaug.replicates import vary_of, with_seed
 from ganaug.resume import discard_resume
 from ganaug.runtime import inference_layout, resolve_device, set_determinism, set_threads
-from ganaug.scoring import load_scores, scorer_temperature
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.synthetic.pool import load_pool, load_selected
+from ganaug.synthetic.refine import fine_tune, generate_score_select, save_round
+from ganaug.synthetic.scoring import load_scores, scorer_temperature
 
 
 def build_parser():

@@ -11,15 +11,15 @@ from ganaug.configs.score import ScoreConfig
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.gan import load_gan
-from ganaug.inception import inception_report
 from ganaug.io import save_json
+from ganaug.metrics.inception import inception_report
 from ganaug.models.saved import load_classifier
-from ganaug.pool import load_pool, load_sources
 from ganaug.replicates import vary_of, with_seed
 from ganaug.report.figures import memorisation_grid, score_figures
 from ganaug.runtime import resolve_device, set_determinism, set_threads
-from ganaug.scoring import fid_subset, run_score, save_scores, scorer_temperature
 from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.synthetic.pool import load_pool, load_sources
+from ganaug.synthetic.scoring import fid_subset, run_score, save_scores, scorer_temperature
 
 
 def build_parser():

@@ -8,12 +8,12 @@ import numpy as np
 from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.io import save_json, save_npy
-from ganaug.pool import load_pool
 from ganaug.replicates import seed_for, vary_of, with_seed
 from ganaug.runtime import set_threads
-from ganaug.scoring import chosen_vs_real, load_scores
 from ganaug.selection import STRATEGIES, Candidates, choose
 from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.synthetic.pool import load_pool
+from ganaug.synthetic.scoring import chosen_vs_real, load_scores
 
 
 def build_parser():

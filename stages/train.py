@@ -14,10 +14,10 @@ from ganaug.data import load_prepared
 from ganaug.errors import ParamsError
 from ganaug.io import DataFileError, load_npy
 from ganaug.models.saved import classifier_payload, member_seeds, save_checkpoint
-from ganaug.pool import load_pool, load_selected
 from ganaug.replicates import seed_for, vary_of
 from ganaug.runtime import resolve_device, set_determinism, set_threads
 from ganaug.stage import exit_with, load_section, parser, read_params
+from ganaug.synthetic.pool import load_pool, load_selected
 from ganaug.training import discard_resume, live_curves, train_classifier
 
 

@@ -14,7 +14,7 @@ from ganaug.checkpoints import save_checkpoint
 from ganaug.data import load_prepared
 from ganaug.gan import family_for, gan_config
 from ganaug.gan.train import progress_samples, train_gan
-from ganaug.images import grid, save_png, upscale_for
+from ganaug.grids import grid, save_png, upscale_for
 from ganaug.replicates import vary_of, with_seed
 from ganaug.resume import discard_resume
 from ganaug.runtime import resolve_device, set_determinism, set_threads

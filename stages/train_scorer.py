@@ -8,10 +8,10 @@ has ``gan``. Held fixed, every replicate trains the same scorer on the prepared 
 
 from __future__ import annotations
 
-from ganaug.calibration import calibration_report
 from ganaug.configs.train import ScorerConfig
 from ganaug.data import load_prepared
 from ganaug.io import save_json
+from ganaug.metrics.calibration import calibration_report
 from ganaug.models.saved import classifier_payload, save_checkpoint
 from ganaug.replicates import vary_of, with_seed
 from ganaug.runtime import resolve_device, set_determinism, set_threads

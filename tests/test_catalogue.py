@@ -322,7 +322,7 @@ def test_a_full_disk_while_the_pool_is_allocated_is_a_clear_error(tmp_path, monk
 def test_a_full_disk_while_generating_leaves_no_temporary_pool(tmp_path, monkeypatch):
     from ganaug.gan import family_for, gan_config
     from ganaug.gan.family import LoadedGan
-    from ganaug.pool import make_pool
+    from ganaug.synthetic.pool import make_pool
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -389,7 +389,7 @@ def test_a_user_error_is_one_line_and_exit_1(caplog):
 
 def test_a_score_table_with_a_scrambled_index_is_refused(tmp_path):
     from ganaug.errors import DataFileError
-    from ganaug.scoring import load_scores
+    from ganaug.synthetic.scoring import load_scores
 
     d = tmp_path / "scores"
     d.mkdir()
@@ -404,7 +404,7 @@ def test_a_score_table_with_a_scrambled_index_is_refused(tmp_path):
 
 def test_a_score_table_missing_a_column_is_refused(tmp_path):
     from ganaug.errors import DataFileError
-    from ganaug.scoring import load_scores
+    from ganaug.synthetic.scoring import load_scores
 
     d = tmp_path / "scores"
     d.mkdir()
@@ -415,7 +415,7 @@ def test_a_score_table_missing_a_column_is_refused(tmp_path):
 
 def test_pool_labels_that_are_not_integers_are_refused(tmp_path):
     from ganaug.errors import DataFileError
-    from ganaug.pool import load_pool
+    from ganaug.synthetic.pool import load_pool
 
     np.save(tmp_path / "images.npy", np.zeros((2, 1, 8, 8), np.uint8))
     np.save(tmp_path / "labels.npy", np.array([0.5, 1.5]))
@@ -426,7 +426,7 @@ def test_pool_labels_that_are_not_integers_are_refused(tmp_path):
 
 def test_a_pool_meta_that_is_not_json_is_refused(tmp_path):
     from ganaug.errors import DataFileError
-    from ganaug.pool import load_pool
+    from ganaug.synthetic.pool import load_pool
 
     np.save(tmp_path / "images.npy", np.zeros((2, 1, 8, 8), np.uint8))
     np.save(tmp_path / "labels.npy", np.array([0, 1]))
@@ -479,7 +479,7 @@ def prepared(classes: list[str], channels: int = 1) -> Prepared:
 
 def test_target_classes_differing_only_in_case_are_an_error_not_dropped():
     from ganaug.errors import DataFileError
-    from ganaug.evaluation import align_to_source
+    from ganaug.metrics.evaluation import align_to_source
 
     with pytest.raises(DataFileError, match=r'jaffe: classes \[\'Angry\'\].*class_map.*"Angry": "angry"'):
         align_to_source(prepared(["Angry", "happy"]), prepared(["angry", "happy"]), "jaffe")
@@ -495,7 +495,7 @@ def test_the_class_map_a_near_miss_suggests_pastes_into_params_as_is(name):
 
     from ganaug.configs.data import DataConfig  # noqa: F401 - the params schema is importable
     from ganaug.errors import DataFileError
-    from ganaug.evaluation import align_to_source
+    from ganaug.metrics.evaluation import align_to_source
 
     source = " ".join(name.split())
     with pytest.raises(DataFileError) as err:
@@ -506,7 +506,7 @@ def test_the_class_map_a_near_miss_suggests_pastes_into_params_as_is(name):
 
 def test_a_target_sharing_no_class_with_the_source_is_an_error():
     from ganaug.errors import DataFileError
-    from ganaug.evaluation import align_to_source
+    from ganaug.metrics.evaluation import align_to_source
 
     with pytest.raises(DataFileError, match="none of its classes"):
         align_to_source(prepared(["cat", "dog"]), prepared(["angry", "happy"]), "pets")
@@ -514,14 +514,14 @@ def test_a_target_sharing_no_class_with_the_source_is_an_error():
 
 def test_a_target_with_two_channel_images_is_a_clear_error():
     from ganaug.errors import DataFileError
-    from ganaug.evaluation import align_to_source
+    from ganaug.metrics.evaluation import align_to_source
 
     with pytest.raises(DataFileError, match="2-channel"):
         align_to_source(prepared(["angry"], channels=2), prepared(["angry", "happy"]), "odd")
 
 
 def test_target_images_of_classes_the_source_lacks_are_dropped_and_logged(caplog):
-    from ganaug.evaluation import align_to_source
+    from ganaug.metrics.evaluation import align_to_source
 
     with caplog.at_level(logging.WARNING):
         x, y, info = align_to_source(prepared(["angry", "contempt"]), prepared(["angry", "happy"]),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ganaug.diagnostics import (
+from ganaug.metrics.diagnostics import (
     COPY_FLAG_RATIO,
     copy_share_estimate,
     kth_neighbour_radius,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ganaug.report.markdown import _pool_section
-from ganaug.scoring import COLLAPSE_RATIO, pixel_diversity
+from ganaug.synthetic.scoring import COLLAPSE_RATIO, pixel_diversity
 
 
 def test_spread_by_hand():

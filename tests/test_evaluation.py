@@ -8,7 +8,7 @@ import torch
 from sklearn import metrics as skm
 
 from ganaug.data import Prepared
-from ganaug.evaluation import (
+from ganaug.metrics.evaluation import (
     align_to_source,
     confusion_matrix,
     convert_images,
@@ -169,7 +169,7 @@ def test_align_to_source_with_matching_format_and_classes_is_identity():
 
 
 def test_a_run_of_several_members_reports_their_mean_and_each_one():
-    from ganaug.evaluation import mean_of_members
+    from ganaug.metrics.evaluation import mean_of_members
 
     y = np.array([0, 0, 1, 1])
     a = {"n": 4, "accuracy": 1.0, "macro_f1": 1.0, "per_class_accuracy": {"a": 1.0, "b": 1.0},

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from ganaug import fid
-from ganaug.fid import compare, feature_stats, frechet_distance, kernel_distance, polynomial_mmd2
+from ganaug.metrics import fid
+from ganaug.metrics.fid import (
+    compare,
+    feature_stats,
+    frechet_distance,
+    kernel_distance,
+    polynomial_mmd2,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
 

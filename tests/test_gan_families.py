@@ -27,7 +27,7 @@ from ganaug.gan.augment import (
 from ganaug.gan.losses import d_loss_hinge, g_loss_hinge
 from ganaug.gan.stargan import cycle_loss
 from ganaug.gan.train import RealData, StepContext, train_gan
-from ganaug.pool import make_images, pool_labels
+from ganaug.synthetic.pool import make_images, pool_labels
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in conftest.py
 

@@ -15,8 +15,9 @@ from pytorch_fid.fid_score import calculate_frechet_distance, get_activations
 from torch import nn
 
 from ganaug.external import url_file_name
-from ganaug.fid import feature_stats, frechet_distance
-from ganaug.inception import (
+from ganaug.io import CheckpointError
+from ganaug.metrics.fid import feature_stats, frechet_distance
+from ganaug.metrics.inception import (
     FEATURE_DIM,
     FID_INCEPTION_SHA256,
     FID_INCEPTION_URL,
@@ -24,7 +25,6 @@ from ganaug.inception import (
     inception_features,
     load_fid_inception,
 )
-from ganaug.io import CheckpointError
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument is deprecated")
 
@@ -101,7 +101,7 @@ def test_plain_matrix_outputs_are_accepted_and_bad_shapes_rejected():
 
 def test_features_and_fid_agree_with_pytorch_fids_image_file_pipeline(tmp_path):
     """pytorch-fid reads PNGs (PIL -> RGB -> ToTensor, [0, 1]); the same images as uint8 arrays
-    must give the same features, and the same FID through ganaug.fid."""
+    must give the same features, and the same FID through ganaug.metrics.fid."""
     real, fake = random_images(20, 1, seed=1), random_images(16, 3, seed=2)
     files = {}
     for tag, images in (("real", real), ("fake", fake)):

@@ -162,7 +162,7 @@ def run_in_process(study: Path, monkeypatch) -> list[str]:
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p.stem != "tiny"], ids=lambda p: p.stem)
 def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch, one_thread):
-    import ganaug.inception
+    import ganaug.metrics.inception
 
     rng = np.random.default_rng(0)
     params = shrink(yaml.safe_load(preset.read_text()))
@@ -171,7 +171,7 @@ def test_preset_runs_end_to_end_on_a_tiny_setting(preset, tmp_path, monkeypatch,
     params["datasets"] = {name: tiny_dataset(entry, study, rng)
                           for name, entry in params["datasets"].items()}
     (study / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    monkeypatch.setattr(ganaug.inception, "load_fid_inception",
+    monkeypatch.setattr(ganaug.metrics.inception, "load_fid_inception",
                         lambda path, device: StandInInception().to(device).eval())
 
     ran = run_in_process(study, monkeypatch)

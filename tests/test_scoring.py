@@ -11,9 +11,9 @@ from ganaug.config import ScoreConfig
 from ganaug.data import Prepared
 from ganaug.gan import FAMILIES, family_for
 from ganaug.gan.family import LoadedGan
+from ganaug.inference import to_model_range
 from ganaug.models import CLASSIFIERS
-from ganaug.scoring import run_score, score_images
-from ganaug.tensors import to_model_range
+from ganaug.synthetic.scoring import run_score, score_images
 
 K = 3
 

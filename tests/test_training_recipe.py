@@ -11,8 +11,8 @@ import torch
 from gancfg import gan_cfg
 
 import ganaug.training as training
-from ganaug.calibration import calibration_report, fit_temperature, nll, reliability
 from ganaug.config import GanConfig, TrainConfig
+from ganaug.metrics.calibration import calibration_report, fit_temperature, nll, reliability
 from ganaug.training import Accel, learning_rate, random_erasing, rotate, train_classifier
 
 CPU = torch.device("cpu")
@@ -339,7 +339,7 @@ def test_ece_by_hand():
 
 
 def test_stratified_halves_split_every_class_in_two():
-    from ganaug.calibration import stratified_halves
+    from ganaug.metrics.calibration import stratified_halves
 
     labels = np.array([0] * 5 + [1] * 4 + [2])
     folds = stratified_halves(labels, seed=3)
@@ -352,7 +352,7 @@ def test_stratified_halves_split_every_class_in_two():
 def test_calibration_is_measured_on_the_half_the_temperature_did_not_see():
     """By hand: 'after' equals the metrics of the logits scaled image by image by the other
     half's temperature; the temperature used is the whole split's."""
-    from ganaug.calibration import stratified_halves
+    from ganaug.metrics.calibration import stratified_halves
 
     logits, labels = over_confident(400)
     report = calibration_report(logits, labels, fit=True, seed=5)

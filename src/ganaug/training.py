@@ -23,10 +23,10 @@ from tqdm import tqdm
 from ganaug.codedeps import code_fingerprint
 from ganaug.configs.train import TrainConfig
 from ganaug.errors import DataFileError, TrainingDiverged
+from ganaug.inference import random_shift, to_model_range
 from ganaug.models import CLASSIFIERS
 from ganaug.resume import ResumeFile, discard_resume, fingerprint
 from ganaug.runtime import Accel, generator
-from ganaug.tensors import random_shift, to_model_range
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def live_curves(plots_dir: str | Path | None):
 def logits_of(model: nn.Module, x: np.ndarray, batch_size: int, device: torch.device
               ) -> np.ndarray:
     """Logits ``(N, K)`` float64 of uint8 images, a batch at a time (model in eval mode)."""
-    from ganaug.tensors import batched
+    from ganaug.inference import batched
 
     model.eval()
     return batched(model, x, batch_size, device).double().numpy()

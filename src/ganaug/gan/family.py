@@ -41,9 +41,9 @@ from torch import nn
 
 from ganaug.configs.gan import SHARED_KEYS, GanConfig
 from ganaug.errors import ParamsError
+from ganaug.inference import to_model_range
 from ganaug.params import STRICT, check_name
 from ganaug.registry import Registry
-from ganaug.tensors import to_model_range
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from ganaug.configs.gan import GanConfig
 from ganaug.errors import TrainingDiverged
 from ganaug.gan.augment import ada_update, diff_augment, lecam_reg
 from ganaug.gan.family import GanFamily, Nets, RealBatch, family_for, gan_payload
-from ganaug.pool import produce_uint8
+from ganaug.inference import to_model_range
 from ganaug.resume import ResumeFile, fingerprint
 from ganaug.runtime import Accel, generator
-from ganaug.tensors import to_model_range
+from ganaug.synthetic.pool import produce_uint8
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 PRELOAD = (
     "numpy", "scipy.linalg", "pandas", "pydantic", "torch", "torch._dynamo", "dvclive",
     "ganaug.config", "ganaug.stage", "ganaug.models.saved", "ganaug.training",
-    "ganaug.evaluation", "ganaug.gan", "ganaug.scoring", "ganaug.selection",
+    "ganaug.metrics.evaluation", "ganaug.gan", "ganaug.synthetic.scoring", "ganaug.selection",
     "ganaug.report.markdown", "ganaug.report.figures",
 )
 # Modules the user adds to PRELOAD (comma-separated): a plugin package's, say.

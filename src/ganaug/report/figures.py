@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganaug.images import grid, save_png, upscale_for
+from ganaug.grids import grid, save_png, upscale_for
 from ganaug.io import atomic_path
 
 

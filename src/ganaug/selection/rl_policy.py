@@ -52,9 +52,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ganaug.inference import to_model_range
 from ganaug.models import CLASSIFIERS
 from ganaug.runtime import generator
-from ganaug.tensors import to_model_range
 from ganaug.training import accuracy
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def child_accuracy(x: np.ndarray, y: np.ndarray, xv: torch.Tensor, yv: torch.Ten
 def score_pool(policy: PolicyNet, pool_images: np.ndarray, pool_labels: np.ndarray,
                batch_size: int, device: torch.device) -> np.ndarray:
     """Keep probability ``(N,)`` float64 of every pool image, reading one batch at a time."""
-    from ganaug.tensors import RELEASE_EVERY, release_pages
+    from ganaug.inference import RELEASE_EVERY, release_pages
 
     policy.eval()
     out = []

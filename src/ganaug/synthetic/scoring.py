@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganaug.diagnostics import nn_copy_heuristic, prdc_report
 from ganaug.errors import DataFileError
-from ganaug.fid import compare
 from ganaug.io import atomic_path, load_npz
+from ganaug.metrics.diagnostics import nn_copy_heuristic, prdc_report
+from ganaug.metrics.fid import compare
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def scorer_temperature(payload: dict[str, Any]) -> float:
 
 def scorer_features(scorer: Any, x: np.ndarray, batch_size: int, device: Any) -> np.ndarray:
     """The scorer's penultimate features ``(N, D)`` float32 of uint8 images."""
-    from ganaug.tensors import batched
+    from ganaug.inference import batched
 
     return batched(scorer.features, x, batch_size, device).numpy()  # float32 already
 
@@ -102,7 +102,7 @@ def score_images(images: np.ndarray, labels: np.ndarray, scorer: Any, gan: Any,
     """
     import torch
 
-    from ganaug.tensors import batched
+    from ganaug.inference import batched
 
     scorer = scorer.eval()
     disc = gan.discriminator.eval()
@@ -175,7 +175,7 @@ def _pixel_spread(images: np.ndarray, index: np.ndarray, chunk: int) -> float | 
     """Mean over pixels of the standard deviation across ``images[index]`` (values in [0, 1]),
     accumulated in chunks so a memory-mapped pool is never loaded whole; None for fewer than two
     images."""
-    from ganaug.tensors import release_pages
+    from ganaug.inference import release_pages
 
     if len(index) < 2:
         return None
@@ -282,7 +282,7 @@ def run_score(images: np.ndarray, labels: np.ndarray, sources: np.ndarray | None
 def nn_copy_check(fake_feats: np.ndarray, labels: np.ndarray, real_feats: np.ndarray,
                   y_real: np.ndarray, scorer: Any, data: Any, cfg: Any, device: Any
                   ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """:func:`ganaug.diagnostics.nn_copy_heuristic` with the source's test split and, as the
+    """:func:`ganaug.metrics.diagnostics.nn_copy_heuristic` with the source's test split and, as the
     reference that copies nothing, its validation split."""
     x_test, y_test = data.split("test")
     x_val, y_val = data.split("val")

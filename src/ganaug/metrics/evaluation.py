@@ -18,7 +18,7 @@ from torch import nn
 
 from ganaug.data import Prepared
 from ganaug.errors import DataFileError
-from ganaug.tensors import batched
+from ganaug.inference import batched
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganaug.runtime import generator
-from ganaug.tensors import (
+from ganaug.inference import (
     CPU_BATCH_PIXELS,
     batched,
     inference_batch,
@@ -16,6 +15,7 @@ from ganaug.tensors import (
     to_model_range,
     to_uint8,
 )
+from ganaug.runtime import generator
 
 
 def test_to_model_range_maps_0_255_to_minus_1_1():

@@ -34,7 +34,7 @@ def produce_uint8(sampler: Any, labels: np.ndarray, plan: np.ndarray, g: Any) ->
     """One batch from a :class:`~ganaug.gan.family.Sampler`: uint8 ``(B, C, H, W)`` on the CPU."""
     import torch
 
-    from ganaug.tensors import to_uint8
+    from ganaug.inference import to_uint8
 
     with torch.no_grad():
         return to_uint8(sampler.produce(torch.from_numpy(labels), plan, g)).cpu().numpy()
@@ -48,8 +48,8 @@ def pool_size_per_class(real_counts: np.ndarray, pool_multiplier: float, max_rat
 def write_pool(sampler: Any, labels: np.ndarray, image_shape: tuple[int, ...], batch_size: int,
                seed: int, out_dir: str | Path, meta: dict[str, Any]) -> None:
     """Make one image per entry of ``labels`` with ``sampler`` into ``out_dir`` (atomically)."""
+    from ganaug.inference import RELEASE_EVERY, release_pages
     from ganaug.runtime import generator
-    from ganaug.tensors import RELEASE_EVERY, release_pages
 
     plan = sampler.plan(labels, seed)
     g = generator(seed)

@@ -166,7 +166,7 @@ def inception_report(weights: Path, images: np.ndarray, labels: np.ndarray, subs
                      data: Any, cfg: Any, device: torch.device) -> dict[str, Any]:
     """FID/KID overall and per class in the standard FID Inception feature space, with the same
     KID settings as the scorer-space figures (``cfg``: the ``score`` section)."""
-    from ganaug.scoring import fid_report, kid_settings
+    from ganaug.synthetic.scoring import fid_report, kid_settings
 
     net = load_fid_inception(weights, device)
     x_real, y_real = data.split("train")

@@ -2,7 +2,7 @@
 selected from it, then generates, scores and selects again (one published FER2013 study).
 
 A round reuses the main pipeline's library functions, not copies of them: the pool is made by
-:func:`ganaug.pool.make_pool`, scored by :func:`ganaug.scoring.run_score` and selected by
+:func:`ganaug.synthetic.pool.make_pool`, scored by :func:`ganaug.synthetic.scoring.run_score` and selected by
 :func:`ganaug.selection.choose`, with the same params, seeds and feature spaces, so a round's
 figures compare with the main pipeline's.
 
@@ -29,13 +29,13 @@ from ganaug.configs.generate import GenerateConfig
 from ganaug.configs.refine import RefineConfig
 from ganaug.configs.score import ScoreConfig
 from ganaug.data import Prepared
-from ganaug.fid import compare
 from ganaug.gan.family import LoadedGan
 from ganaug.gan.train import GanResult, train_gan
 from ganaug.io import atomic_path
-from ganaug.pool import load_pool, load_sources, make_pool, pool_size_per_class
-from ganaug.scoring import chosen_vs_real, kid_settings, run_score
+from ganaug.metrics.fid import compare
 from ganaug.selection import Candidates, choose
+from ganaug.synthetic.pool import load_pool, load_sources, make_pool, pool_size_per_class
+from ganaug.synthetic.scoring import chosen_vs_real, kid_settings, run_score
 
 
 def fine_tune(data: Prepared, start: dict[str, Any], selected: tuple[np.ndarray, np.ndarray],
