@@ -45,17 +45,15 @@ __all__ = ["DEFAULT_ROOT", "ROOT_VAR", "run_key", "shared_run", "stage_code"]
 
 
 def stage_code(stage_file: str | Path, *modules: str) -> str:
-    """A hash of a stage's file, every project file it imports, and ``modules`` (a plugin's
-    module, say) with what they import (:func:`ganaug.codedeps.code_fingerprint`)."""
-    from ganaug.codedeps import closure, code_fingerprint, project_roots
+    """A hash of a stage's file and every file it runs (:func:`ganaug.codedeps.fingerprint`:
+    the project's, and the installed plugins of the registries it looks up), and ``modules`` (a
+    plugin's module, say) with what they import (:func:`ganaug.codedeps.code_fingerprint`)."""
+    from ganaug.codedeps import code_fingerprint, fingerprint, project_roots
 
     path = Path(stage_file).resolve()
-    roots = {**project_roots(), path.parent.name: path.parent}
-    h = hashlib.sha256()
-    for file in sorted(closure([f"{path.parent.name}.{path.stem}"], roots)):
-        root = next(r for r in roots.values() if r in file.parents)
-        h.update(str(file.relative_to(root.parent)).encode())
-        h.update(file.read_bytes())
+    top = path.parent.name
+    files = fingerprint(f"{top}.{path.stem}", {**project_roots(), top: path.parent})
+    h = hashlib.sha256(json.dumps(files, sort_keys=True).encode())
     h.update(code_fingerprint(*modules).encode() if modules else b"")
     return h.hexdigest()
 
