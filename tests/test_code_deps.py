@@ -14,16 +14,8 @@ from pathlib import Path
 import pytest
 from e2e import REPO_ROOT
 
-from ganaug.codedeps import (
-    CODE_DIR,
-    CodeChanged,
-    check_code,
-    closure,
-    record_path,
-    stage_modules,
-    update_dvc_yaml,
-    write_fingerprints,
-)
+from ganaug.codedeps import CODE_DIR, CodeChanged, check_code, closure, record_path
+from ganaug.codestage import stage_modules, update_dvc_yaml, write_fingerprints
 
 ROOTS = {"ganaug": REPO_ROOT / "src" / "ganaug", "stages": REPO_ROOT / "stages"}
 
@@ -49,7 +41,7 @@ def stage_deps():
 
 def test_every_instance_depends_on_its_entry_points_fingerprint(stage_deps):
     instances, (code_deps, code_outs, code_argv) = stage_deps
-    assert code_argv == ["python", "-m", "ganaug.codedeps", "--fingerprint", CODE_DIR]
+    assert code_argv == ["python", "-m", "ganaug.codestage", "--fingerprint", CODE_DIR]
     assert code_deps[:2] == [Path("src/ganaug"), Path("stages")]
     assert set(code_outs) == {Path(record_path(m)) for m in stage_modules(REPO_ROOT)}
     wrong = {}

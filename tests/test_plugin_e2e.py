@@ -78,7 +78,7 @@ def test_a_plugin_package_runs_through_dvc_repro(tmp_path):
     run("-m", "pip", "install", "--quiet", "--no-deps",
         "--no-build-isolation", "--no-index", "-e", str(plugin))
     # The code-deps tool lists the plugin's module among the code stage's deps.
-    run("-m", "ganaug.codedeps", "--update", "dvc.yaml")
+    run("-m", "ganaug.codestage", "--update", "dvc.yaml")
     line = "plugins/ganaug-tiny/tinygan.py  # plugin"
     assert (repo / "dvc.yaml").read_text().count(line) == 1
     assert "plugins/ganaug-tiny/tinygan.py" in str(

@@ -17,7 +17,8 @@ import pytest
 import torch
 from e2e import REPO_ROOT, study_env
 
-from ganaug.codedeps import code_fingerprint, plugin_deps
+from ganaug.codedeps import code_fingerprint
+from ganaug.codestage import plugin_deps
 from ganaug.data.base import check_dataset_kind
 from ganaug.errors import PluginError, UserError
 from ganaug.gan.family import check_family
