@@ -103,7 +103,9 @@ def test_a_stage_refuses_code_other_than_its_fingerprints(tmp_path, monkeypatch)
         check_code("stages.train", tmp_path / "edited.json")
     with pytest.raises(CodeChanged, match="the fingerprint of stages.train, not of stages.evaluate"):
         check_code("stages.evaluate", tmp_path / "train.json")
-    for bad in ("", "[]", "{\"files\": {}}", "not json"):
+    for bad in ("", "[]", "{\"files\": {}}", "not json",
+                "{\"files\": [], \"module\": \"stages.train\"}",
+                "{\"files\": {}, \"module\": 3}"):
         (tmp_path / "bad.json").write_text(bad)
         with pytest.raises(CodeChanged, match="bad.json: not a code fingerprint"):
             check_code("stages.train", tmp_path / "bad.json")

@@ -224,6 +224,8 @@ def check_code(module: str, record: str | Path) -> None:
     try:
         data = json.loads(Path(record).read_text(encoding="utf-8"))
         recorded, recorded_module = data["files"], data["module"]
+        if not isinstance(recorded, dict) or not isinstance(recorded_module, str):
+            raise TypeError("'files' is not a mapping or 'module' not a name")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CodeChanged(f"{record}: not a code fingerprint ({type(exc).__name__}: {exc}); "
                           f"run `dvc repro`, which writes it in the code stage") from None

@@ -179,8 +179,10 @@ class GanFamily(ABC):
     def d_loss(self, nets: Nets, real: RealBatch, ctx: Any) -> tuple[torch.Tensor, dict]:
         """The discriminator's loss for one update and what to log (``d_real``, ``d_fake``, ...).
 
-        Every discriminator call goes through ``ctx.disc(images, labels)`` (DiffAugment/ADA)
-        and the loss includes ``ctx.regularize(d_real, d_fake)`` (LeCam)."""
+        Every batch the discriminator sees goes through ``ctx.augment(images)`` first
+        (DiffAugment/ADA; the identity when both are off), or the call goes through
+        ``ctx.disc(discriminator, images, *args)``, which augments and calls; the loss includes
+        ``ctx.regularize(d_real, d_fake)`` (LeCam). A test checks every registered family."""
 
     @abstractmethod
     def g_loss(self, nets: Nets, real: RealBatch, ctx: Any, warmup: bool
