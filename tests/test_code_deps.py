@@ -246,3 +246,14 @@ def test_an_instance_refuses_code_dvc_did_not_hash(study_copy):
     assert (study_copy / "dvc.lock").read_bytes() == lock
     dvc(study_copy, "repro", "code")  # the fingerprint of the code as it is now: it runs
     dvc(study_copy, "repro", "-s", "subset@0")
+
+
+def test_the_code_stage_command_says_what_is_wrong(tmp_path, monkeypatch, capsys):
+    from ganaug.codestage import main
+
+    assert main(["--fingerprint"]) == 2
+    assert "usage: python -m ganaug.codestage --fingerprint DIR" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # no src/ganaug here
+    assert main(["--fingerprint", "out dir"]) == 1
+    assert "no ganaug package here" in capsys.readouterr().err
+    assert not (tmp_path / "out dir").exists()
