@@ -3,10 +3,11 @@ rerun only what it touches" must hold for code too).
 
 Reads the expanded pipeline of the repository (DVC's own index of ``dvc.yaml`` with
 ``params.yaml``'s grid), and for every ``.py`` file under ``src/`` and ``stages/`` counts the
-instances that depend on it: through their entry point's code fingerprint (``data/code/<name>.json``,
-whose files are those ``ganaug.codedeps.code_files`` finds), or directly, as the code stage depends
-on every module. Editing a module reruns exactly those instances (and whatever reads their
-outputs, if the outputs change; a pure refactor's outputs do not). Prints one line per module, most-reaching first.
+instances that depend on it: through their entry point's code fingerprint
+(``data/code/<name>.json``, whose files are those ``ganaug.codedeps.code_files`` finds), or
+directly, as the code stage depends on every module. Editing a module reruns exactly those
+instances (and whatever reads their outputs, if the outputs change; a pure refactor's outputs do
+not). Prints one line per module, most-reaching first.
 
     python benchmarks/code_deps_reach.py [--root .] [--top 40]
 """
@@ -14,6 +15,7 @@ outputs, if the outputs change; a pure refactor's outputs do not). Prints one li
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 
@@ -26,13 +28,18 @@ def reach(root: Path) -> tuple[int, dict[str, list[str]]]:
     roots = {"ganaug": root / "src" / "ganaug", "stages": root / "stages"}
     modules = sorted(str(p.relative_to(root)) for d in ("src", "stages")
                      for p in (root / d).rglob("*.py") if "egg-info" not in str(p))
+    @functools.cache
+    def files_of(module: str) -> frozenset[str]:  # one walk per entry point, not per instance
+        return frozenset(str(f.relative_to(root)) for f in code_files(module, roots).values()
+                         if root in f.parents)
+
     with Repo(str(root)) as repo:
         stages = list(repo.index.stages)
         out: dict[str, list[str]] = {m: [] for m in modules}
         for stage in stages:
             deps = [Path(dep.def_path) for dep in stage.deps]
-            code = {str(f.relative_to(root)) for d in deps if str(d).startswith(CODE_DIR + "/")
-                    for f in code_files(f"stages.{d.stem}", roots).values() if root in f.parents}
+            code = {f for d in deps if str(d).startswith(CODE_DIR + "/")
+                    for f in files_of(f"stages.{d.stem}")}
             for m in modules:
                 path = Path(m)
                 if m in code or any(path == d or d in path.parents for d in deps):

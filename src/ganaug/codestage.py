@@ -69,7 +69,7 @@ def write_fingerprints(out_dir: Path, repo: Path) -> list[Path]:
                           f"the study's repository (a copy of the project)")
     written = []
     for module in stage_modules(repo):
-        path = out_dir / f"{module.rpartition('.')[2]}.json"
+        path = out_dir / Path(record_path(module)).name
         save_json(path, {"module": module, "files": fingerprint(module, roots)})
         written.append(path)
     return written
@@ -191,7 +191,6 @@ def _warn_outside(plugins: list[str]) -> None:
               f"its version, and after upgrading it run `dvc repro -f -s code` (a stage refuses "
               f"to run code other than its fingerprint's)",
               file=sys.stderr)
-
 
 
 if __name__ == "__main__":
